@@ -1,0 +1,39 @@
+# Open Data Policing: `make run` to start the platform, `make test` to test it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+BENCH_STOPS ?= 1000000
+
+.PHONY: run test lint bench bench-ingest services db venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+services:
+	@bash scripts/ensure_services.sh
+
+db: venv services
+	$(PY) -m odp db setup
+
+run: venv services db
+	$(PY) -m odp run
+
+test: venv services
+	$(PY) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+bench: bench-ingest
+
+bench-ingest: venv services db
+	$(PY) -m bench.ingest --stops $(BENCH_STOPS)
+
+clean:
+	rm -rf $(VENV) data bench-data .pytest_cache .ruff_cache

@@ -1,0 +1,123 @@
+"""Every setting of the platform, read from the environment in one place.
+
+Services, the gateway, the `odp` command and the tests all receive a
+`Config`; nothing else reads `os.environ`. A `.env` file in the working
+directory is read first in development (values already in the environment
+win), so `make run` can keep a generated operator token there.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+CENSUS_API_DEFAULT = "https://api.census.gov"
+# Process basics a child process needs besides the platform's settings.
+PASSED_ON = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = "postgresql:///odp"
+    amqp_uri: str = "amqp://guest:guest@localhost:5672/"
+    amqp_heartbeat: int = 60
+    memcached_servers: tuple[str, ...] = ("127.0.0.1:11211",)
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    mail_from: str = "Open Data Policing <noreply@localhost>"
+    data_dir: Path = Path("./data")
+    allow_file_urls: bool = False
+    nc_ftp_host: str = ""
+    nc_ftp_user: str = ""
+    nc_ftp_password: str = ""
+    nc_auto_import_monitors: tuple[str, ...] = ()
+    census_api_url: str = CENSUS_API_DEFAULT
+    census_api_key: str = ""
+    census_years: tuple[str, ...] = ()
+    admin_tokens: tuple[str, ...] = ()
+    odp_url: str = "http://localhost:8000"
+    odp_token: str = ""
+    port: int = 8000
+    log_level: str = "INFO"
+    # Import limits: an import fails when a file's rejected lines pass this
+    # share, and a zip may not unpack to more than this many bytes.
+    ingest_max_reject_share: float = 0.01
+    ingest_max_unzipped_bytes: int = 64 * 1024**3
+    download_timeout: float = 60.0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
+        values: dict[str, str] = {}
+        if env_file and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        get = values.get
+        default = cls()
+        return cls(
+            database_url=get("DATABASE_URL", default.database_url),
+            amqp_uri=get("AMQP_URI", default.amqp_uri),
+            amqp_heartbeat=int(get("AMQP_HEARTBEAT", default.amqp_heartbeat)),
+            memcached_servers=_list(get("MEMCACHED_SERVERS")) or default.memcached_servers,
+            smtp_host=get("SMTP_HOST", default.smtp_host),
+            smtp_port=int(get("SMTP_PORT", default.smtp_port)),
+            mail_from=get("MAIL_FROM", default.mail_from),
+            data_dir=Path(get("DATA_DIR", str(default.data_dir))),
+            allow_file_urls=_flag(get("ODP_ALLOW_FILE_URLS")),
+            nc_ftp_host=get("NC_FTP_HOST", ""),
+            nc_ftp_user=get("NC_FTP_USER", ""),
+            nc_ftp_password=get("NC_FTP_PASSWORD", ""),
+            nc_auto_import_monitors=_list(get("NC_AUTO_IMPORT_MONITORS")),
+            census_api_url=get("CENSUS_API_URL", default.census_api_url),
+            census_api_key=get("CENSUS_API_KEY", ""),
+            census_years=_list(get("CENSUS_YEARS")),
+            admin_tokens=_list(get("ODP_ADMIN_TOKENS")),
+            odp_url=get("ODP_URL", default.odp_url),
+            odp_token=get("ODP_TOKEN", ""),
+            port=int(get("PORT", default.port)),
+            log_level=get("LOG_LEVEL", default.log_level).upper(),
+            ingest_max_reject_share=float(
+                get("INGEST_MAX_REJECT_SHARE", default.ingest_max_reject_share)),
+            ingest_max_unzipped_bytes=int(
+                get("INGEST_MAX_UNZIPPED_BYTES", default.ingest_max_unzipped_bytes)),
+            download_timeout=float(get("DOWNLOAD_TIMEOUT", default.download_timeout)),
+        )
+
+    def with_changes(self, **changes) -> Config:
+        return replace(self, **changes)
+
+    def nameko_config(self) -> dict:
+        """The dictionary nameko containers and standalone proxies take."""
+        return {"AMQP_URI": self.amqp_uri, "HEARTBEAT": self.amqp_heartbeat,
+                "serializer": "json"}
+
+    def as_environ(self) -> dict[str, str]:
+        """The settings as environment variables, for child processes (with
+        PATH and the like, so the child finds the same interpreter)."""
+        names = {
+            "database_url": "DATABASE_URL", "amqp_uri": "AMQP_URI",
+            "amqp_heartbeat": "AMQP_HEARTBEAT", "data_dir": "DATA_DIR",
+            "nc_ftp_host": "NC_FTP_HOST", "nc_ftp_user": "NC_FTP_USER",
+            "nc_ftp_password": "NC_FTP_PASSWORD", "log_level": "LOG_LEVEL",
+            "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
+            "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
+            "download_timeout": "DOWNLOAD_TIMEOUT",
+        }
+        environ = {key: value for key, value in os.environ.items() if key in PASSED_ON}
+        environ.update({env: str(getattr(self, attr)) for attr, env in names.items()})
+        environ["ODP_ALLOW_FILE_URLS"] = "1" if self.allow_file_urls else "0"
+        environ["MEMCACHED_SERVERS"] = ",".join(self.memcached_servers)
+        return environ
+
+

@@ -1,0 +1,90 @@
+"""Event names and the marshmallow schemas of their payloads.
+
+Every event a service emits is validated against its schema before it is
+written to an outbox or published, and every handler loads its payload with
+the same schema, so producer and consumer cannot drift apart.
+
+    {"import_id": "42", "state": "nc", "url": "ftp://nc.us/"}   # import_requested
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.states import STATES
+
+IMPORT_REQUESTED = "import_requested"
+IMPORT_PROGRESS = "import_progress"
+DATASET_LOADED = "dataset_loaded"
+DATASET_FAILED = "dataset_failed"
+STATS_REFRESHED = "stats_refreshed"
+CENSUS_REQUESTED = "census_requested"
+CENSUS_LOADED = "census_loaded"
+
+# The service that emits import requests: nameko routes events by their
+# source service's name.
+ADMIN_SOURCE = "admin"
+
+state_field = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
+
+
+class ImportRequested(Schema):
+    import_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    state = state_field
+    url = fields.String(required=True, validate=validate.Length(min=1))
+    destination = fields.String(load_default=None, allow_none=True)
+    dataset_id = fields.Integer(load_default=None, allow_none=True)
+    min_stop_id = fields.Integer(load_default=None, allow_none=True)
+    max_stop_id = fields.Integer(load_default=None, allow_none=True)
+
+
+class ImportProgress(Schema):
+    import_id = fields.String(required=True)
+    state = state_field
+    phase = fields.String(required=True)
+    done = fields.Integer(required=True)
+    total = fields.Integer(load_default=None, allow_none=True)
+
+
+class Agency(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+
+
+class DatasetLoaded(Schema):
+    import_id = fields.String(required=True)
+    state = state_field
+    # Increases with every load of any state: a consumer ignores an event
+    # older than the last one it applied.
+    data_version = fields.Integer(required=True)
+    loaded_at = fields.String(required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    dropped = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=dict)
+    new_agencies = fields.List(fields.Nested(Agency), required=True)
+    rejected_rows = fields.Integer(required=True)
+    rejects_file = fields.String(load_default=None, allow_none=True)
+
+
+class DatasetFailed(Schema):
+    import_id = fields.String(required=True)
+    state = state_field
+    phase = fields.String(required=True)
+    error = fields.String(required=True)
+    rejected_rows = fields.Integer(load_default=0)
+    rejects_file = fields.String(load_default=None, allow_none=True)
+
+
+SCHEMAS = {
+    IMPORT_REQUESTED: ImportRequested,
+    IMPORT_PROGRESS: ImportProgress,
+    DATASET_LOADED: DatasetLoaded,
+    DATASET_FAILED: DatasetFailed,
+}
+
+
+def validated(event_type: str, payload: dict) -> dict:
+    """The payload as its schema loads it; raises ValidationError when it is off."""
+    return SCHEMAS[event_type]().load(payload)
+
+
+__all__ = ["SCHEMAS", "ValidationError", "validated"]

@@ -1,0 +1,95 @@
+"""What every nameko service of the platform shares: the configuration
+dependency, a database engine dependency, publishing with a named source,
+and the process runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import event_dispatcher
+
+from shared.config import Config
+from shared.db import make_engine
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "ODP_CONFIG"
+
+
+def container_config(config: Config, max_workers: int | None = None) -> dict:
+    """The nameko config dict, carrying the platform's Config object."""
+    settings = {**config.nameko_config(), CONFIG_KEY: config}
+    if max_workers is not None:
+        settings["max_workers"] = max_workers
+    return settings
+
+
+def config_of(container) -> Config:
+    return container.config.get(CONFIG_KEY) or Config.from_env()
+
+
+class Settings(DependencyProvider):
+    """The platform's Config, as the service's `config` attribute."""
+
+    def get_dependency(self, worker_ctx):
+        return config_of(self.container)
+
+
+class Database(DependencyProvider):
+    """A SQLAlchemy engine built once per container, shared by the workers."""
+
+    def setup(self):
+        self.engine = make_engine(config_of(self.container), pool_size=2, max_overflow=4)
+
+    def stop(self):
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self.engine
+
+
+def publisher(config: Config):
+    """`dispatch(source, event_type, payload)` that publishes as `source`:
+    events relayed from an outbox keep the service that recorded them."""
+    return event_dispatcher(config.nameko_config())
+
+
+def run_services(service_classes, config: Config, max_workers: int | None = None) -> None:
+    """Run nameko services in this (already monkey-patched) process until
+    SIGTERM or SIGINT. `max_workers` also bounds how many messages a
+    container takes from the broker before acknowledging them."""
+    import eventlet
+    from nameko.runners import ServiceRunner
+
+    runner = ServiceRunner(container_config(config, max_workers))
+    for cls in service_classes:
+        runner.add_service(cls)
+
+    stopping = []
+
+    def stop(signum, frame):
+        # A second signal (Ctrl-C reaches the whole process group) must not
+        # stop the runner twice.
+        if not stopping:
+            stopping.append(signum)
+            eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.start()
+    log.info("services ready: %s", ", ".join(cls.name for cls in service_classes))
+    runner.wait()
+
+
+def broker_reachable(config: Config, timeout: float = 3.0) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(config.amqp_uri, connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:
+        return False
