@@ -1,0 +1,5 @@
+import sys
+
+from odp.cli import main
+
+sys.exit(main())

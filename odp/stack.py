@@ -1,0 +1,179 @@
+"""`odp run` (what `make run` starts): every service in one supervised
+process group, and the bundled sample releases imported through the bus.
+
+Each child's output is printed with its name in front; a child that dies is
+started again after a growing pause; Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from shared.config import Config
+from shared.db import make_engine, schema_exists
+from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
+from shared.nameko_support import publisher
+from shared.tables import import_runs
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = {"nc": ROOT / "services" / "ingest" / "samples" / "nc_sample.zip"}
+READY_MARK = "services ready"
+COLORS = ("36", "33", "35", "32", "34", "31")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    color: str
+    process: subprocess.Popen | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
+    failures: int = 0
+    started_at: float = 0.0
+
+
+class Supervisor:
+    def __init__(self, children: list[Child], environ: dict):
+        self.children = children
+        self.environ = environ
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+
+    def say(self, name: str, color: str, text: str) -> None:
+        with self.lock:
+            sys.stdout.write(f"\033[{color}m{name:>8} |\033[0m {text}\n")
+            sys.stdout.flush()
+
+    def start(self, child: Child) -> None:
+        child.ready.clear()
+        child.started_at = time.monotonic()
+        child.process = subprocess.Popen(
+            child.argv, cwd=ROOT, env=self.environ, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1,
+            start_new_session=True)  # Ctrl-C reaches the supervisor, which stops them
+        threading.Thread(target=self._pump, args=(child, child.process), daemon=True).start()
+
+    def _pump(self, child: Child, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            if READY_MARK in line:
+                child.ready.set()
+            self.say(child.name, child.color, line.rstrip())
+
+    def watch(self) -> None:
+        """Restart children that die, until stop() is called."""
+        while not self.stopping.wait(1.0):
+            for child in self.children:
+                code = child.process.poll()
+                if code is None:
+                    continue
+                if time.monotonic() - child.started_at > 60:
+                    child.failures = 0
+                child.failures += 1
+                pause = min(30, 2 ** (child.failures - 1))
+                self.say("odp", "1", f"{child.name} stopped (exit code {code}); "
+                                      f"starting it again in {pause}s")
+                if self.stopping.wait(pause):
+                    return
+                self.start(child)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for child in self.children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 15
+        for child in self.children:
+            if child.process:
+                try:
+                    child.process.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+
+
+def ensure_env_file(path: Path = ROOT / ".env") -> None:
+    """Give a new checkout an operator token (the operator API reads it)."""
+    if path.exists() and "ODP_ADMIN_TOKENS" in path.read_text():
+        return
+    token = secrets.token_urlsafe(24)
+    with open(path, "a") as handle:
+        handle.write(f"ODP_ADMIN_TOKENS={token}\nODP_TOKEN={token}\n")
+
+
+def import_samples(config: Config, say) -> None:
+    """Request an import of each state's sample release that is not loaded yet,
+    the way the admin service does, and wait for its outcome."""
+    engine = make_engine(config)
+    dispatch = publisher(config)
+    try:
+        for state, sample in SAMPLES.items():
+            with engine.connect() as conn:
+                if schema_exists(conn, state):
+                    say(f"{state} data already loaded; not importing the sample again")
+                    continue
+            import_id = f"sample-{state}-{uuid.uuid4().hex[:8]}"
+            say(f"importing the {state} sample release ({import_id})")
+            dispatch(ADMIN_SOURCE, IMPORT_REQUESTED,
+                     {"import_id": import_id, "state": state, "url": sample.as_uri()})
+            status, result = _wait_for_run(engine, import_id)
+            if status == "loaded":
+                say(f"{state} sample loaded: {result['payload']['counts']}")
+            else:
+                say(f"{state} sample import ended {status}: "
+                    f"{(result or {}).get('payload', {}).get('error')}")
+    finally:
+        engine.dispose()
+
+
+def _wait_for_run(engine, import_id: str, timeout: float = 600):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            row = conn.execute(select(import_runs.c.status, import_runs.c.result)
+                               .where(import_runs.c.import_id == import_id)).first()
+        if row and row.status in ("loaded", "failed"):
+            return row.status, row.result
+        time.sleep(0.5)
+    return "still running", None
+
+
+def run_stack(config: Config) -> int:
+    ensure_env_file()
+    config = Config.from_env().with_changes(allow_file_urls=True)
+    environ = config.as_environ()
+    children = [Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0])]
+    supervisor = Supervisor(children, environ)
+
+    def on_signal(signum, frame):
+        supervisor.stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for child in children:
+        supervisor.start(child)
+
+    def say(text: str) -> None:
+        supervisor.say("odp", "1", text)
+
+    def bring_up() -> None:
+        for child in children:
+            if not child.ready.wait(120):
+                say(f"{child.name} did not become ready; see its log above")
+                return
+        import_samples(config, say)
+        say("the platform is running; press Ctrl-C to stop it")
+
+    threading.Thread(target=bring_up, daemon=True).start()
+    supervisor.watch()
+    say("stopping")
+    supervisor.stop()
+    return 0

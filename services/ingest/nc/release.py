@@ -1,0 +1,25 @@
+"""North Carolina's release as the shared pipeline sees it."""
+
+from services.ingest.nc import schema
+from services.ingest.nc.format import FILES, NcRows
+from shared.states import NC
+
+
+class NcRelease:
+    state = NC
+    files = FILES
+    tables_sql = schema.TABLES
+    copy_tables = schema.COPY_TABLES
+    after_load = schema.AFTER_LOAD
+    # Names used in events and reports for the rows of each file.
+    count_names = {
+        "Stop.txt": "stops",
+        "PERSON.txt": "persons",
+        "Search.txt": "searches",
+        "Contraband.txt": "contraband",
+        "SearchBasis.txt": "search_bases",
+    }
+
+    def parser(self, request: dict, rejects, agencies) -> NcRows:
+        return NcRows(rejects, agencies.id_for, request.get("min_stop_id"),
+                      request.get("max_stop_id"))

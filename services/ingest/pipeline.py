@@ -1,0 +1,328 @@
+"""The import pipeline every state shares.
+
+    fetch -> unpack -> parse + COPY into staging -> keys, indexes, foreign
+    keys -> checks -> swap with the live schema (+ outbox event)
+
+`run_import` never raises for a bad release: it ends in `dataset_loaded` or
+`dataset_failed`, written to the outbox in the same transaction as the
+import's last change (the swap, or the failure record), and returns that
+event. The state's advisory lock serializes imports of one state, whoever
+started them (the service, the `odp` command). An import id that already
+ended is not loaded again: a redelivered request changes nothing.
+
+Run it outside eventlet (services/ingest/worker.py): COPY is refused on a
+green psycopg2 connection, and a long blocking import would starve the
+broker heartbeats of the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+from sqlalchemy.dialects.postgresql import insert
+
+from services.ingest import download, staging, unpack
+from services.ingest.agencies import AgencyIds
+from services.ingest.errors import ImportFailed
+from services.ingest.formats import FORMATS
+from services.ingest.rawfile import CopySource, line_batches
+from services.ingest.rejects import Rejects
+from shared import outbox
+from shared.config import Config
+from shared.db import advisory_key, make_engine, raw_connection
+from shared.events import DATASET_FAILED, DATASET_LOADED, validated
+from shared.tables import import_runs
+
+log = logging.getLogger(__name__)
+
+REJECTS_FILE = "rejects.csv"
+Reporter = Callable[[str, int, int | None], None]
+
+
+def _no_report(phase: str, done: int, total: int | None) -> None:
+    pass
+
+
+class Throttled:
+    """Passes progress on at most every `interval` seconds per phase, plus each
+    phase's first and last report."""
+
+    def __init__(self, report: Reporter, interval: float = 0.5):
+        self.report = report
+        self.interval = interval
+        self._last: dict[str, float] = {}
+
+    def __call__(self, phase: str, done: int, total: int | None = None) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if final or now - self._last.get(phase, 0.0) >= self.interval:
+            self._last[phase] = now
+            self.report(phase, done, total)
+
+
+def destination_for(request: dict, config: Config) -> Path:
+    if request.get("destination"):
+        return Path(request["destination"])
+    return config.data_dir / request["state"] / request["import_id"]
+
+
+def run_import(request: dict, config: Config, report: Reporter = _no_report) -> dict:
+    """Load one release; return the event it ended with: {"event", "payload"}."""
+    request = validated("import_requested", request)
+    state = request["state"]
+    engine = make_engine(config)
+    try:
+        with raw_connection(config, f"ingest {state} lock") as lock_conn:
+            lock_conn.autocommit = True
+            with lock_conn.cursor() as cursor:
+                # Imports of one state run one at a time; a second waits here.
+                cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"ingest:{state}"),))
+                ended = _start_run(engine, request)
+                if ended is not None:
+                    log.info("import %s already ended (%s); not loading it again",
+                             request["import_id"], ended["event"])
+                    return ended
+                staging.drop_leftovers(cursor, state)
+            return _run(engine, request, config, Throttled(report))
+    finally:
+        engine.dispose()
+
+
+def _start_run(engine, request: dict) -> dict | None:
+    """Record the attempt; return the earlier outcome when this import already ended."""
+    with engine.begin() as conn:
+        conn.execute(
+            insert(import_runs)
+            .values(import_id=request["import_id"], state=request["state"],
+                    url=request["url"], status="running", attempts=1)
+            .on_conflict_do_update(
+                index_elements=[import_runs.c.import_id],
+                set_={"attempts": import_runs.c.attempts + 1},
+                where=import_runs.c.status == "running"))
+        row = conn.execute(select(import_runs.c.status, import_runs.c.result)
+                           .where(import_runs.c.import_id == request["import_id"])).one()
+    if row.status == "running":
+        return None
+    return row.result
+
+
+def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
+    release = FORMATS[request["state"]]
+    folder = destination_for(request, config)
+    phase = "download"
+    schema = None
+    rejects = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        files = _obtain_files(release, request, folder, config, report)
+        phase = "load"
+        rejects = Rejects(folder / REJECTS_FILE)
+        agencies = AgencyIds.load(engine, release.state.code)
+        parse = release.parser(request, rejects, agencies)
+        schema = staging.new_staging_name(release.state.code)
+        with raw_connection(config, f"ingest {release.state.code}") as conn, \
+                ThreadPoolExecutor(max_workers=1) as indexer:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute(f"SET timezone = '{release.state.time_zone}'")
+                cursor.execute("SET synchronous_commit = off")
+                staging.create(cursor, schema, release.tables_sql)
+                indexing = []
+                for position, file_name in enumerate(release.files):
+                    phase = f"load {file_name}"
+                    _copy_file(cursor, schema, release, parse, file_name, files[file_name],
+                               report)
+                    _check_rejects(file_name, parse, rejects, config)
+                    if position == 0:
+                        # The first file names every agency; the rest refer to its rows.
+                        if not parse.loaded[file_name]:
+                            raise ImportFailed(phase, f"{file_name} holds no loadable rows")
+                        _insert_agencies(cursor, schema, agencies)
+                    # Key, index and check this table on a second connection while the
+                    # next file loads.
+                    table = release.copy_tables[file_name]
+                    indexing.append(indexer.submit(
+                        _execute_alone, config, schema, table, release.after_load[table]))
+                rejects.close()
+                phase = "index"
+                for done, future in enumerate(indexing, 1):
+                    future.result()
+                    report("index", done, len(indexing))
+                phase = "check"
+                _check_counts(cursor, schema, release, parse)
+                staging.grant_readers(cursor, schema)
+        phase = "swap"
+        report("swap", 0, 1)
+        event = _swap(engine, request, release, schema, parse, agencies, rejects, folder)
+        schema = None
+        report("swap", 1, 1)
+        return event
+    except Exception as error:
+        if not isinstance(error, ImportFailed):
+            log.exception("import %s failed unexpectedly", request["import_id"])
+            error = ImportFailed(phase, f"internal error during {phase}: "
+                                f"{type(error).__name__}: {error}")
+        log.warning("import %s failed in %s: %s", request["import_id"], error.phase, error)
+        return _fail(engine, config, request, error, schema, rejects)
+
+
+def _obtain_files(release, request, folder: Path, config: Config, report) -> dict[str, Path]:
+    """The release's files: reused when the folder already holds them all."""
+    found = _find_files(folder, release.files)
+    if len(found) == len(release.files):
+        log.info("using the files already in %s", folder)
+        return found
+    source = download.fetch(request["url"], folder, config,
+                            lambda done, total: report("download", done, total))
+    if source.is_dir():
+        found = _find_files(source, release.files)
+    else:
+        unpack.safe_unzip(source, folder, config.ingest_max_unzipped_bytes,
+                          lambda done, total: report("unpack", done, total))
+        found = _find_files(folder, release.files)
+    missing = [name for name in release.files if name not in found]
+    if missing:
+        raise ImportFailed("unpack", f"{source.name} has no {', '.join(missing)} "
+                           f"(a {release.state.name} release needs {', '.join(release.files)})")
+    return found
+
+
+def _find_files(folder: Path, names) -> dict[str, Path]:
+    wanted = {name.lower(): name for name in names}
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        name = wanted.get(path.name.lower())
+        if name and name not in found and path.is_file():
+            found[name] = path
+    return found
+
+
+def _copy_file(cursor, schema, release, parse, file_name, path, report) -> None:
+    phase = f"load {file_name}"
+    batches = line_batches(path, lambda done, total: report(phase, done, total))
+    rows = parse.rows_for(file_name)(batches)
+    started = time.monotonic()
+    with CopySource(rows) as source:
+        cursor.copy_expert(f"COPY {schema}.{release.copy_tables[file_name]} FROM STDIN",
+                           source)
+    log.info("%s: %s rows loaded in %.1fs", file_name, f"{parse.loaded[file_name]:,}",
+             time.monotonic() - started)
+
+
+def _check_rejects(file_name: str, parse, rejects: Rejects, config: Config) -> None:
+    rejected = rejects.by_file[file_name]
+    lines = parse.lines[file_name]
+    if lines and rejected / lines > config.ingest_max_reject_share:
+        raise ImportFailed(
+            f"load {file_name}",
+            f"{file_name}: {rejected:,} of {lines:,} lines rejected "
+            f"({rejected / lines:.1%}), over the limit of "
+            f"{config.ingest_max_reject_share:.1%}; the reasons are in {rejects.path}")
+
+
+def _insert_agencies(cursor, schema: str, agencies: AgencyIds) -> None:
+    cursor.execute(f"INSERT INTO {schema}.agency (id, name) "
+                   "SELECT * FROM unnest(%s::int[], %s::text[])",
+                   (list(agencies.used.values()), list(agencies.used.keys())))
+
+
+def _execute_alone(config: Config, schema: str, table: str, statements) -> None:
+    started = time.monotonic()
+    with raw_connection(config, "ingest index") as conn:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            for sql in statements:
+                cursor.execute(sql.format(schema=schema))
+    log.info("%s: keys, indexes and foreign keys in %.1fs", table, time.monotonic() - started)
+
+
+def _check_counts(cursor, schema, release, parse) -> None:
+    for file_name, table in release.copy_tables.items():
+        cursor.execute(f"SELECT count(*) FROM {schema}.{table}")
+        (count,) = cursor.fetchone()
+        if count != parse.loaded[file_name]:
+            raise ImportFailed("check", f"{table}: {count:,} rows in the database but "
+                               f"{parse.loaded[file_name]:,} parsed from {file_name}")
+
+
+def _swap(engine, request, release, schema, parse, agencies, rejects, folder) -> dict:
+    state = release.state.code
+    with engine.begin() as conn:
+        staging.swap(conn, state, schema)
+        agencies.save_new(conn)
+        data_version = conn.execute(text("SELECT nextval('ingest.data_version')")).scalar()
+        payload = {
+            "import_id": request["import_id"],
+            "state": state,
+            "data_version": data_version,
+            "loaded_at": datetime.now(UTC).isoformat(),
+            "counts": {release.count_names[name]: parse.loaded[name] for name in release.files},
+            "dropped": dict(parse.dropped),
+            "new_agencies": agencies.new_agencies(),
+            "rejected_rows": rejects.total,
+            "rejects_file": str(rejects.path),
+        }
+        event = {"event": DATASET_LOADED, "payload": payload}
+        _finish_run(conn, request, "loaded", event, data_version=data_version)
+        outbox.record(conn, release.state.ingest_service, DATASET_LOADED, payload)
+    log.info("import %s loaded: %s", request["import_id"], payload["counts"])
+    return event
+
+
+def _fail(engine, config, request, error: ImportFailed, schema, rejects) -> dict:
+    if rejects is not None:
+        rejects.close()
+    if schema is not None:
+        try:
+            with raw_connection(config, "ingest cleanup") as conn:
+                conn.autocommit = True
+                with conn.cursor() as cursor:
+                    staging.drop(cursor, schema)
+        except Exception:  # the next import of the state drops leftovers
+            log.exception("could not drop staging schema %s", schema)
+    payload = {
+        "import_id": request["import_id"],
+        "state": request["state"],
+        "phase": error.phase,
+        "error": error.message,
+        "rejected_rows": rejects.total if rejects else 0,
+        "rejects_file": str(rejects.path) if rejects else None,
+    }
+    event = {"event": DATASET_FAILED, "payload": payload}
+    with engine.begin() as conn:
+        _finish_run(conn, request, "failed", event, error=error.message)
+        outbox.record(conn, FORMATS[request["state"]].state.ingest_service, DATASET_FAILED,
+                      payload)
+    return event
+
+
+def fail_unfinished(config: Config, request: dict, phase: str, message: str) -> dict | None:
+    """End an import whose worker died without recording an outcome."""
+    engine = make_engine(config)
+    try:
+        with engine.connect() as conn:
+            status = conn.execute(select(import_runs.c.status)
+                                  .where(import_runs.c.import_id == request["import_id"])
+                                  ).scalar()
+        if status in ("loaded", "failed"):
+            return None
+        with engine.begin() as conn:
+            conn.execute(insert(import_runs).values(
+                import_id=request["import_id"], state=request["state"], url=request["url"],
+                status="running", attempts=1).on_conflict_do_nothing())
+        return _fail(engine, config, request, ImportFailed(phase, message), None, None)
+    finally:
+        engine.dispose()
+
+
+def _finish_run(conn, request, status, event, data_version=None, error=None) -> None:
+    conn.execute(import_runs.update()
+                 .where(import_runs.c.import_id == request["import_id"])
+                 .values(status=status, finished_at=func.now(), result=event,
+                         data_version=data_version, error=error))

@@ -1,0 +1,100 @@
+"""The ingest services: `ingest_nc` (md and il follow the same pattern).
+
+On `import_requested` for its state the service runs the pipeline in a
+worker process (services/ingest/worker.py), turns the worker's progress
+lines into `import_progress` events, and publishes the outcome the pipeline
+wrote to the outbox (`dataset_loaded` or `dataset_failed`). A timer relays
+anything left in the outbox, such as the outcome of an import run from the
+command line while the broker was down.
+
+    {"import_id": "42", "state": "nc", "url": "ftp://nc.us/"}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from eventlet.green import subprocess
+from nameko.events import EventDispatcher, event_handler
+from nameko.timer import timer
+
+from services.ingest.pipeline import fail_unfinished
+from shared import outbox
+from shared.events import (
+    ADMIN_SOURCE,
+    IMPORT_PROGRESS,
+    IMPORT_REQUESTED,
+    ImportRequested,
+    ValidationError,
+)
+from shared.nameko_support import Database, Settings, publisher
+
+log = logging.getLogger(__name__)
+
+WORKER = [sys.executable, "-m", "services.ingest.worker"]
+
+
+class IngestService:
+    """Base of the per-state services; a subclass names its state."""
+
+    name = "ingest"
+    state = ""
+
+    config = Settings()
+    db = Database()
+    dispatch = EventDispatcher()
+
+    @event_handler(ADMIN_SOURCE, IMPORT_REQUESTED)
+    def load_release(self, payload: dict) -> None:
+        if payload.get("state") != self.state:
+            return
+        try:
+            request = ImportRequested().load(payload)
+        except ValidationError as error:
+            log.error("ignoring a malformed import request %s: %s", payload, error.messages)
+            return
+        log.info("import %s requested: %s", request["import_id"], request["url"])
+        try:
+            self._run_worker(request)
+        except Exception as error:  # nameko would ack and forget: record a failure
+            log.exception("import %s: the worker could not be run", request["import_id"])
+            fail_unfinished(self.config, request, "worker",
+                            f"the import could not be run: {type(error).__name__}: {error}")
+        finally:
+            self.relay_outbox()
+
+    def _run_worker(self, request: dict) -> None:
+        process = subprocess.Popen(
+            WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env=self.config.as_environ())
+        process.stdin.write(json.dumps(request).encode())
+        process.stdin.close()
+        phase = "start"
+        for raw in process.stdout:
+            message = json.loads(raw)
+            progress = message.get("progress")
+            if progress:
+                phase = progress["phase"]
+                self.dispatch(IMPORT_PROGRESS, {"import_id": request["import_id"],
+                                                "state": self.state, **progress})
+        code = process.wait()
+        if code != 0:
+            fail_unfinished(self.config, request, phase,
+                            f"the import worker stopped unexpectedly during {phase} "
+                            f"(exit code {code}); see the ingest service's log")
+
+    @timer(interval=10, eager=True)
+    def relay_outbox(self) -> None:
+        sent = outbox.relay(self.db, publisher(self.config))
+        if sent:
+            log.info("published %d event(s) from the outbox", sent)
+
+
+class IngestNC(IngestService):
+    name = "ingest_nc"
+    state = "nc"
+
+
+SERVICES = (IngestNC,)

@@ -1,0 +1,42 @@
+"""The import worker: one process per import, outside the eventlet hub.
+
+The nameko service starts `python -m services.ingest.worker`, writes the
+request as JSON on its standard input and reads JSON lines back:
+
+    {"progress": {"phase": "load Stop.txt", "done": 1048576, "total": 228000000}}
+    {"outcome": {"event": "dataset_loaded", "payload": {...}}}
+
+A separate process keeps the service's broker heartbeats flowing during a
+long import and gives the pipeline an ordinary (not green) psycopg2, which
+COPY needs. Logs go to standard error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from services.ingest.pipeline import run_import
+from shared.config import Config
+from shared.logs import setup_logging
+
+
+def main() -> int:
+    config = Config.from_env()
+    setup_logging(config.log_level)
+    request = json.loads(sys.stdin.read())
+    out = sys.stdout
+
+    def report(phase: str, done: int, total: int | None) -> None:
+        out.write(json.dumps({"progress": {"phase": phase, "done": done, "total": total}})
+                  + "\n")
+        out.flush()
+
+    outcome = run_import(request, config, report)
+    out.write(json.dumps({"outcome": outcome}) + "\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
