@@ -1,0 +1,174 @@
+"""Fixtures over the real services: PostgreSQL (database `odp_test`, created
+fresh for each session), RabbitMQ (vhost `odp_test`, fresh for each session),
+local HTTP and FTP servers standing in for the states' servers, and the
+ingest service run as a process the way `make run` runs it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psycopg2
+import pytest
+from sqlalchemy import text
+
+from services.ingest.nc.synthetic import RawReleaseWriter, zip_release
+from shared.config import Config
+from shared.db import make_engine, psycopg2_dsn
+from shared.dbsetup import setup
+from tests.support.broker import EventListener
+from tests.support.servers import FileServer, FtpServer
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_DATABASE = "odp_test"
+TEST_VHOST = "odp_test"
+
+
+def _fresh_vhost() -> str:
+    """A clean vhost for the session, so no message of an earlier run remains."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl is None:
+        return ""
+    subprocess.run([ctl, "delete_vhost", TEST_VHOST], capture_output=True)
+    subprocess.run([ctl, "add_vhost", TEST_VHOST], check=True, capture_output=True)
+    subprocess.run([ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
+                   check=True, capture_output=True)
+    return TEST_VHOST
+
+
+def _fresh_database(config: Config) -> None:
+    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
+    maintenance.autocommit = True
+    with maintenance.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = %s AND pid <> pg_backend_pid()", (TEST_DATABASE,))
+        cursor.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
+    maintenance.close()
+    setup(config)
+
+
+@pytest.fixture(scope="session")
+def base_config(tmp_path_factory) -> Config:
+    vhost = _fresh_vhost()
+    config = Config.from_env(environ={}, env_file=None).with_changes(
+        database_url=f"postgresql:///{TEST_DATABASE}",
+        amqp_uri=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        data_dir=tmp_path_factory.mktemp("data"),
+        allow_file_urls=True,
+        log_level="INFO",
+    )
+    _fresh_database(config)
+    return config
+
+
+@pytest.fixture
+def config(base_config, tmp_path) -> Config:
+    """The session's settings with a data folder of the test's own."""
+    return base_config.with_changes(data_dir=tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def engine(base_config):
+    engine = make_engine(base_config)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def db(engine):
+    """Run a query and return all rows: db("SELECT ...", name=value)."""
+    def query(sql: str, **params):
+        with engine.connect() as conn:
+            return conn.execute(text(sql), params).all()
+    return query
+
+
+@pytest.fixture
+def release(tmp_path):
+    """Build a release zip: release(lambda writer: writer.stop(...)) -> Path."""
+    counter = iter(range(1_000_000))
+
+    def build(write, names=None, zip_name="STOPS_Extract.zip") -> Path:
+        folder = tmp_path / f"release-{next(counter)}"
+        with RawReleaseWriter(folder) as writer:
+            write(writer)
+        kwargs = {"names": names} if names is not None else {}
+        return zip_release(folder, folder / zip_name, **kwargs)
+
+    return build
+
+
+@pytest.fixture
+def file_server():
+    server = FileServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def ftp_server(tmp_path):
+    root = tmp_path / "ftp"
+    root.mkdir()
+    server = FtpServer(root, user="nc-user", password="nc-secret")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def events(base_config):
+    """Every event the ingest services publish during the test."""
+    listener = EventListener(base_config.amqp_uri, ["ingest_nc"])
+    yield listener
+    listener.close()
+
+
+class ServiceProcess:
+    """`python -m services.ingest`, started as `make run` starts it."""
+
+    def __init__(self, config: Config, **environ):
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        env = config.as_environ() | {"PYTHONUNBUFFERED": "1"} | environ
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self.ready.wait(60):
+            self.stop()
+            raise RuntimeError("ingest service did not start:\n" + "".join(self.output))
+
+    def _pump(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "services ready" in line:
+                self.ready.set()
+
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def start_ingest_service(config):
+    started = []
+
+    def start(**environ) -> ServiceProcess:
+        service = ServiceProcess(config, **environ)
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop()

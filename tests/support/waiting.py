@@ -1,0 +1,12 @@
+import time
+
+
+def wait_until(predicate, timeout: float = 60, interval: float = 0.2):
+    """Poll `predicate` until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")

@@ -1,0 +1,392 @@
+"""The deployment files parse and agree with the code and with each other.
+
+docker-compose.yml, every k8s/*.yaml and .dockerignore are read as data (no
+Docker, no cluster): a setting name that shared/config.py does not read, a
+command that no longer runs the right service, a reference to a Secret key
+that is not there, or a URL whose host or password matches no backing
+service fails here instead of in a container.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S_DIR = ROOT / "k8s"
+CONFIG_SOURCE = ROOT / "shared" / "config.py"
+
+INGEST_COMMAND = ["python", "-m", "services.ingest"]
+MIGRATE_COMMAND = ["odp", "db", "setup"]
+# Settings that must never sit in a ConfigMap, where anyone who can read
+# the namespace's configuration sees them.
+SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_FTP_PASSWORD", "ODP_ADMIN_TOKENS",
+                   "CENSUS_API_KEY"}
+# Workloads that run their upstream images, not the platform's.
+BACKING_WORKLOADS = {"postgres", "rabbitmq", "memcached"}
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+CLUSTER_SCOPED_KINDS = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
+                        "ClusterRoleBinding", "PriorityClass"}
+INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+
+
+# -- loading ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def config_names() -> set[str]:
+    """The environment names shared/config.py reads, from its source."""
+    return set(re.findall(r"\bget\(\s*[\"']([A-Z][A-Z0-9_]*)[\"']", CONFIG_SOURCE.read_text()))
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def k8s_documents() -> list[dict]:
+    documents = []
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document is not None:
+                documents.append({**document, "_file": path.name})
+    return documents
+
+
+def compose_platform_services(compose: dict) -> dict[str, dict]:
+    """The services built from ./Dockerfile (the others are backing services)."""
+    return {name: service for name, service in compose["services"].items()
+            if "build" in service}
+
+
+def compose_command(service: dict) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def compose_environment(service: dict) -> dict[str, str]:
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.partition("=")[::2] for item in environment)
+    return {name: "" if value is None else str(value) for name, value in environment.items()}
+
+
+def find(documents: list[dict], kind: str, name: str) -> dict:
+    matches = [doc for doc in documents if doc["kind"] == kind and doc["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} {name!r} in k8s/, found {len(matches)}"
+    return matches[0]
+
+
+def pod_spec(document: dict) -> dict | None:
+    if document["kind"] in POD_TEMPLATE_KINDS:
+        return document["spec"]["template"]["spec"]
+    if document["kind"] == "CronJob":
+        return document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return None
+
+
+def workloads(documents: list[dict]) -> list[dict]:
+    return [doc for doc in documents if pod_spec(doc) is not None]
+
+
+def platform_workloads(documents: list[dict]) -> list[dict]:
+    return [doc for doc in workloads(documents)
+            if doc["metadata"]["name"] not in BACKING_WORKLOADS]
+
+
+def containers(document: dict) -> list[dict]:
+    spec = pod_spec(document)
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def container_command(container: dict) -> list[str]:
+    return container.get("command", []) + container.get("args", [])
+
+
+def configuration_data(document: dict) -> dict[str, str]:
+    """A ConfigMap's or Secret's keys and values (stringData as written)."""
+    return {**document.get("data", {}), **document.get("stringData", {})}
+
+
+def container_environment(container: dict, documents: list[dict]) -> dict[str, str]:
+    """The environment the container starts with: envFrom first, env over it."""
+    environment = {}
+    for source in container.get("envFrom", []):
+        for kind, reference in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            if reference in source:
+                name = source[reference]["name"]
+                environment.update(configuration_data(find(documents, kind, name)))
+    for variable in container.get("env", []):
+        if "value" in variable:
+            environment[variable["name"]] = variable["value"]
+            continue
+        for kind, reference in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+            key_ref = variable.get("valueFrom", {}).get(reference)
+            if key_ref:
+                data = configuration_data(find(documents, kind, key_ref["name"]))
+                assert key_ref["key"] in data, (
+                    f"{variable['name']} refers to key {key_ref['key']!r}, "
+                    f"missing from {kind} {key_ref['name']}")
+                environment[variable["name"]] = data[key_ref["key"]]
+    return environment
+
+
+def module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for candidate in (base / "__main__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+# -- shared/config.py ------------------------------------------------------
+
+def test_config_names_are_found_in_shared_config(config_names):
+    assert {"DATABASE_URL", "AMQP_URI", "MEMCACHED_SERVERS", "DATA_DIR"} <= config_names, (
+        "shared/config.py no longer reads settings as get(\"NAME\"): update config_names")
+
+
+# -- docker-compose.yml ------------------------------------------------------
+
+def test_compose_platform_environment_names_are_read_by_shared_config(compose, config_names):
+    for name, service in compose_platform_services(compose).items():
+        environment = compose_environment(service)
+        unknown = set(environment) - config_names
+        assert not unknown, f"compose service {name}: shared/config.py does not read {unknown}"
+        interpolated = {found for value in environment.values()
+                        for found in INTERPOLATION.findall(value)}
+        assert interpolated <= config_names, (
+            f"compose service {name} takes {interpolated - config_names} from the host, "
+            "names shared/config.py does not read")
+
+
+def test_compose_platform_services_share_one_image(compose):
+    images = {service.get("image") for service in compose_platform_services(compose).values()}
+    assert len(images) == 1 and None not in images, f"platform images in compose: {images}"
+
+
+def test_compose_ingest_runs_the_ingest_services(compose):
+    ingest = compose["services"]["ingest"]
+    assert compose_command(ingest) == INGEST_COMMAND
+    data_dir = compose_environment(ingest)["DATA_DIR"]
+    mount_targets = {volume.split(":")[1] if isinstance(volume, str) else volume["target"]
+                     for volume in ingest.get("volumes", [])}
+    assert data_dir in mount_targets, "ingest's DATA_DIR must be a volume, not the container"
+
+
+def test_compose_migrate_runs_odp_db_setup_once(compose):
+    migrate = compose["services"]["migrate"]
+    assert compose_command(migrate) == MIGRATE_COMMAND
+    assert migrate.get("restart") == "no"
+
+
+def test_compose_services_wait_for_a_successful_migration(compose):
+    for name, service in compose_platform_services(compose).items():
+        if name == "migrate":
+            continue
+        condition = service.get("depends_on", {}).get("migrate", {}).get("condition")
+        assert condition == "service_completed_successfully", (
+            f"compose service {name} must wait for migrate to succeed")
+
+
+def test_compose_health_conditions_have_healthchecks(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+            if rule.get("condition") == "service_healthy":
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency} to be healthy, which has no healthcheck")
+
+
+def test_compose_default_services_run_code_that_exists(compose):
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for name, service in compose_platform_services(compose).items():
+        if service.get("profiles"):
+            continue  # services still to be written wait under a profile
+        command = compose_command(service)
+        if command[:2] == ["python", "-m"]:
+            assert module_file(command[2]), f"{name} runs missing module {command[2]}"
+        elif command[0] == "gunicorn":
+            module = command[1].partition(":")[0]
+            assert module_file(module), f"{name} serves missing module {module}"
+        else:
+            assert command[0] in scripts, f"{name} runs {command[0]}, not a declared script"
+
+
+def test_compose_urls_reach_the_backing_services(compose):
+    services = compose["services"]
+    for name, service in compose_platform_services(compose).items():
+        environment = compose_environment(service)
+        database = urlsplit(environment["DATABASE_URL"])
+        postgres = compose_environment(services[database.hostname])
+        assert (database.username, database.password, database.path.strip("/")) == (
+            postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"], postgres["POSTGRES_DB"]
+        ), f"{name}: DATABASE_URL does not match the postgres service"
+        broker = urlsplit(environment["AMQP_URI"])
+        rabbitmq = compose_environment(services[broker.hostname])
+        assert (broker.username, broker.password) == (
+            rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]
+        ), f"{name}: AMQP_URI does not match the rabbitmq service"
+        for server in environment["MEMCACHED_SERVERS"].split(","):
+            assert server.partition(":")[0] in services, f"{name}: no service for {server}"
+
+
+# -- k8s/ ------------------------------------------------------------------
+
+def test_k8s_documents_have_api_version_kind_and_name(k8s_documents):
+    assert k8s_documents, "no manifests in k8s/"
+    for document in k8s_documents:
+        where = document["_file"]
+        assert document.get("apiVersion"), f"{where}: a document without apiVersion"
+        assert document.get("kind"), f"{where}: a document without kind"
+        assert document.get("metadata", {}).get("name"), f"{where}: a document without a name"
+
+
+def test_k8s_documents_are_in_the_project_namespace(k8s_documents):
+    namespace = find(k8s_documents, "Namespace", "open-data-policing")["metadata"]["name"]
+    for document in k8s_documents:
+        if document["kind"] not in CLUSTER_SCOPED_KINDS:
+            assert document["metadata"].get("namespace") == namespace, (
+                f"{document['_file']}: {document['kind']} {document['metadata']['name']} "
+                f"is not in namespace {namespace}")
+
+
+def test_k8s_platform_containers_share_the_compose_image(k8s_documents, compose):
+    images = {container["image"] for document in platform_workloads(k8s_documents)
+              for container in containers(document)}
+    assert len(images) == 1, f"platform containers use several images: {images}"
+    compose_image = next(iter(compose_platform_services(compose).values()))["image"]
+
+    def repository(image: str) -> str:
+        return image.rsplit("/", 1)[-1].partition(":")[0]
+
+    assert repository(images.pop()) == repository(compose_image)
+
+
+def test_k8s_platform_environment_names_are_read_by_shared_config(k8s_documents,
+                                                                  config_names):
+    seen = set()
+    for document in platform_workloads(k8s_documents):
+        for container in containers(document):
+            environment = container_environment(container, k8s_documents)
+            unknown = set(environment) - config_names
+            assert not unknown, (
+                f"{document['_file']}: shared/config.py does not read {unknown}")
+            seen |= set(environment)
+    for kind, name in (("ConfigMap", "odp-config"), ("Secret", "odp-secrets")):
+        unknown = set(configuration_data(find(k8s_documents, kind, name))) - config_names
+        assert not unknown, f"{kind} {name}: shared/config.py does not read {unknown}"
+    assert {"DATABASE_URL", "AMQP_URI", "DATA_DIR"} <= seen
+
+
+def test_k8s_secret_settings_stay_out_of_the_configmap(k8s_documents):
+    settings = set(configuration_data(find(k8s_documents, "ConfigMap", "odp-config")))
+    secrets = set(configuration_data(find(k8s_documents, "Secret", "odp-secrets")))
+    assert not settings & SECRET_SETTINGS, f"secrets in the ConfigMap: {settings & SECRET_SETTINGS}"
+    assert SECRET_SETTINGS <= secrets, f"missing from odp-secrets: {SECRET_SETTINGS - secrets}"
+
+
+def test_k8s_configuration_values_are_strings(k8s_documents):
+    for document in k8s_documents:
+        if document["kind"] in {"ConfigMap", "Secret"}:
+            for key, value in configuration_data(document).items():
+                assert isinstance(value, str), (
+                    f"{document['_file']}: {key} is {value!r}; the API accepts strings only")
+
+
+def test_k8s_ingest_runs_the_ingest_services(k8s_documents):
+    ingest = find(k8s_documents, "Deployment", "ingest")
+    (container,) = containers(ingest)
+    assert container_command(container) == INGEST_COMMAND
+    # The service drains its in-flight import on SIGTERM.
+    assert pod_spec(ingest)["terminationGracePeriodSeconds"] >= 3600
+    data_dir = container_environment(container, k8s_documents)["DATA_DIR"]
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in pod_spec(ingest)["volumes"]}
+    claim = volumes[mounts[data_dir]]["persistentVolumeClaim"]["claimName"]
+    find(k8s_documents, "PersistentVolumeClaim", claim)
+
+
+def test_k8s_migrate_job_runs_odp_db_setup(k8s_documents):
+    (container,) = containers(find(k8s_documents, "Job", "odp-migrate"))
+    assert container_command(container) == MIGRATE_COMMAND
+
+
+def test_k8s_autoscaled_deployments_leave_replicas_to_the_hpa(k8s_documents):
+    autoscalers = [doc for doc in k8s_documents if doc["kind"] == "HorizontalPodAutoscaler"]
+    assert autoscalers
+    for autoscaler in autoscalers:
+        target = autoscaler["spec"]["scaleTargetRef"]
+        deployment = find(k8s_documents, target["kind"], target["name"])
+        assert "replicas" not in deployment["spec"], (
+            f"{target['name']} sets replicas, which every apply would reset")
+        for container in containers(deployment):
+            # CPU utilization is a share of the request: no request, no scaling.
+            assert container["resources"]["requests"]["cpu"]
+
+
+def test_k8s_selectors_match_pod_labels(k8s_documents):
+    pod_labels = [document["spec"]["template"]["metadata"]["labels"]
+                  for document in workloads(k8s_documents) if document["kind"] != "CronJob"]
+    for document in workloads(k8s_documents):
+        selector = document["spec"].get("selector", {}).get("matchLabels")
+        if selector:
+            labels = document["spec"]["template"]["metadata"]["labels"]
+            assert selector.items() <= labels.items(), f"{document['_file']}: selector misses"
+    for service in (doc for doc in k8s_documents if doc["kind"] == "Service"):
+        selector = service["spec"]["selector"]
+        assert any(selector.items() <= labels.items() for labels in pod_labels), (
+            f"{service['_file']}: Service {service['metadata']['name']} selects no pods")
+
+
+def test_k8s_urls_reach_the_backing_services(k8s_documents):
+    ingest_container = containers(find(k8s_documents, "Deployment", "ingest"))[0]
+    environment = container_environment(ingest_container, k8s_documents)
+
+    def assert_service_listens(host: str, port: int) -> None:
+        ports = {entry["port"] for entry in find(k8s_documents, "Service", host)["spec"]["ports"]}
+        assert port in ports, f"Service {host} does not listen on {port}"
+
+    def backing_environment(name: str) -> dict[str, str]:
+        (container,) = containers(find(k8s_documents, "StatefulSet", name))
+        return container_environment(container, k8s_documents)
+
+    database = urlsplit(environment["DATABASE_URL"])
+    assert_service_listens(database.hostname, database.port or 5432)
+    postgres = backing_environment(database.hostname)
+    assert (database.username, database.password) == (
+        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"]
+    ), "DATABASE_URL's credentials are not those postgres is created with"
+    broker = urlsplit(environment["AMQP_URI"])
+    assert_service_listens(broker.hostname, broker.port or 5672)
+    rabbitmq = backing_environment(broker.hostname)
+    assert (broker.username, broker.password) == (
+        rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]
+    ), "AMQP_URI's credentials are not those rabbitmq is created with"
+    for server in environment["MEMCACHED_SERVERS"].split(","):
+        host, _, port = server.partition(":")
+        assert_service_listens(host, int(port or 11211))
+
+
+# -- .dockerignore -----------------------------------------------------------
+
+def test_dockerignore_keeps_dotenv_out_and_the_sources_in():
+    patterns = [line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text()
+                .splitlines() if line.strip() and not line.startswith("#")]
+
+    def ignored(name: str) -> bool:
+        return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
+
+    # Config.from_env reads .env from the working directory.
+    assert ignored(".env")
+    for needed in ("pyproject.toml", "alembic.ini", "migrations", "shared", "services", "odp"):
+        assert not ignored(needed), f".dockerignore leaves {needed} out of the image"
