@@ -1,0 +1,48 @@
+# One image for the whole monorepo: every service, the gateway and the `odp`
+# command. Each container picks its process with its command:
+#
+#   python -m services.ingest          ingest services (nameko)
+#   odp db setup                       database, roles, Alembic migrations
+#   gunicorn services.gateway.wsgi:app gateway (binds 0.0.0.0:$PORT)
+#   python -m services.stats | services.admin | services.census
+#
+# docker-compose.yml and k8s/ set those commands; run bare, the image only
+# prints the `odp` help.
+
+FROM python:3.11-slim
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DATA_DIR=/data \
+    PORT=8000
+
+RUN useradd --create-home --uid 10001 --user-group odp \
+    && mkdir -p /data \
+    && chown odp:odp /data
+
+WORKDIR /app
+
+# The pinned dependencies get a layer of their own, keyed on pyproject.toml
+# only, so a code change does not reinstall them.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+COPY . .
+# Editable, not a plain `pip install .`: `odp db setup` finds alembic.ini and
+# migrations/ beside the `shared` package (shared/dbsetup.py ROOT), and a
+# plain install would put `shared` in site-packages without them (nor the
+# bundled sample releases, which are not Python files). The sources are
+# compiled here because the non-root user cannot write __pycache__ at run time.
+RUN pip install --no-deps --editable . \
+    && python -m compileall -q shared services odp migrations
+
+USER odp
+VOLUME ["/data"]
+EXPOSE 8000
+
+CMD ["odp", "--help"]
