@@ -78,7 +78,7 @@ def ingest(args, config: Config) -> int:
     from shared.events import IMPORT_PROGRESS
     from shared.nameko_support import broker_reachable, publisher
 
-    if args.state != "nc" and (args.min_stop_id or args.max_stop_id):
+    if args.state != "nc" and (args.min_stop_id is not None or args.max_stop_id is not None):
         print("--min-stop-id and --max-stop-id apply to nc only", file=sys.stderr)
         return 2
     import_id = args.import_id or f"cli-{uuid.uuid4().hex[:12]}"

@@ -9,7 +9,6 @@ import logging
 import signal
 
 from nameko.extensions import DependencyProvider
-from nameko.standalone.events import event_dispatcher
 
 from shared.config import Config
 from shared.db import make_engine
@@ -53,8 +52,21 @@ class Database(DependencyProvider):
 
 def publisher(config: Config):
     """`dispatch(source, event_type, payload)` that publishes as `source`:
-    events relayed from an outbox keep the service that recorded them."""
-    return event_dispatcher(config.nameko_config())
+    events relayed from an outbox keep the service that recorded them. The
+    source's event exchange is declared on the way, so a publish on a fresh
+    broker does not fail for want of it."""
+    from nameko.amqp.publish import Publisher
+    from nameko.standalone.events import get_event_exchange
+
+    nameko_config = config.nameko_config()
+    publisher_ = Publisher(config.amqp_uri, serializer="json")
+
+    def dispatch(source: str, event_type: str, payload: dict) -> None:
+        exchange = get_event_exchange(source, nameko_config)
+        publisher_.publish(payload, exchange=exchange, routing_key=event_type,
+                           declare=[exchange])
+
+    return dispatch
 
 
 def run_services(service_classes, config: Config, max_workers: int | None = None) -> None:

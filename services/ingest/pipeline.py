@@ -37,11 +37,13 @@ from shared import outbox
 from shared.config import Config
 from shared.db import advisory_key, make_engine, raw_connection
 from shared.events import DATASET_FAILED, DATASET_LOADED, validated
+from shared.states import STATES
 from shared.tables import import_runs
 
 log = logging.getLogger(__name__)
 
 REJECTS_FILE = "rejects.csv"
+INDEX_MEMORY = "512MB"
 Reporter = Callable[[str, int, int | None], None]
 
 
@@ -113,12 +115,15 @@ def _start_run(engine, request: dict) -> dict | None:
 
 
 def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
-    release = FORMATS[request["state"]]
-    folder = destination_for(request, config)
     phase = "download"
     schema = None
     rejects = None
     try:
+        release = FORMATS.get(request["state"])
+        if release is None:
+            raise ImportFailed("start", f"{request['state']} releases cannot be imported "
+                               f"yet (this platform imports {', '.join(sorted(FORMATS))})")
+        folder = destination_for(request, config)
         folder.mkdir(parents=True, exist_ok=True)
         files = _obtain_files(release, request, folder, config, report)
         phase = "load"
@@ -237,6 +242,9 @@ def _execute_alone(config: Config, schema: str, table: str, statements) -> None:
     with raw_connection(config, "ingest index") as conn:
         conn.autocommit = True
         with conn.cursor() as cursor:
+            # Sorting a key of tens of millions of rows in memory instead of
+            # in temporary files; this is the server's memory, for this session.
+            cursor.execute(f"SET maintenance_work_mem = '{INDEX_MEMORY}'")
             for sql in statements:
                 cursor.execute(sql.format(schema=schema))
     log.info("%s: keys, indexes and foreign keys in %.1fs", table, time.monotonic() - started)
