@@ -305,8 +305,7 @@ def _fail(engine, config, request, error: ImportFailed, schema, rejects) -> dict
     event = {"event": DATASET_FAILED, "payload": payload}
     with engine.begin() as conn:
         _finish_run(conn, request, "failed", event, error=error.message)
-        outbox.record(conn, FORMATS[request["state"]].state.ingest_service, DATASET_FAILED,
-                      payload)
+        outbox.record(conn, STATES[request["state"]].ingest_service, DATASET_FAILED, payload)
     return event
 
 

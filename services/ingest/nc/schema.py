@@ -90,6 +90,15 @@ COPY_TABLES = {
     SEARCH_BASIS_FILE: "search_basis",
 }
 
+# Checking a small table's foreign keys by probing the big table's primary
+# key costs a few index lookups per row; the planner's default, a hash join
+# over the whole stop or person table, costs seconds per key on the full
+# release. The settings last for the session that builds that table's keys.
+PROBE_KEYS = (
+    "SET enable_hashjoin = off",
+    "SET enable_mergejoin = off",
+)
+
 # What each table needs once its COPY is done: key, indexes, foreign keys to
 # the tables loaded before it, statistics. These run on a second connection
 # while the next file loads; one table's statements run in order.
@@ -108,6 +117,7 @@ AFTER_LOAD = {
         "ALTER TABLE {schema}.person ADD FOREIGN KEY (stop_id) REFERENCES {schema}.stop",
     ),
     "search": (
+        *PROBE_KEYS,
         "ALTER TABLE {schema}.search ADD PRIMARY KEY (search_id)",
         "CREATE INDEX search_stop ON {schema}.search (stop_id)",
         "ANALYZE {schema}.search",
@@ -115,6 +125,7 @@ AFTER_LOAD = {
         "ALTER TABLE {schema}.search ADD FOREIGN KEY (person_id) REFERENCES {schema}.person",
     ),
     "contraband": (
+        *PROBE_KEYS,
         "ALTER TABLE {schema}.contraband ADD PRIMARY KEY (contraband_id)",
         "CREATE INDEX contraband_stop ON {schema}.contraband (stop_id)",
         "ANALYZE {schema}.contraband",
@@ -125,6 +136,7 @@ AFTER_LOAD = {
         "REFERENCES {schema}.person",
     ),
     "search_basis": (
+        *PROBE_KEYS,
         "ALTER TABLE {schema}.search_basis ADD PRIMARY KEY (search_basis_id)",
         "CREATE INDEX search_basis_search ON {schema}.search_basis (search_id)",
         "ANALYZE {schema}.search_basis",

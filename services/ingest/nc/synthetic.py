@@ -148,12 +148,13 @@ class GeneratedRelease:
 
 def generate_release(folder: Path, stops: int, seed: int = 7, first_year: int = 2001,
                      last_year: int = 2016, dirty: bool = True,
-                     agencies=SAMPLE_AGENCIES) -> GeneratedRelease:
+                     agencies=SAMPLE_AGENCIES, dirt: float = 1.0) -> GeneratedRelease:
     """Write a random but realistic release of `stops` stops.
 
-    With `dirty`, about one stop line in 500 carries stray NUL bytes, one in
-    400 extra trailing columns, and one in 1,000 is malformed (short line,
-    impossible date, letters in the id): the cases a real extract shows.
+    With `dirty`, about one stop line in 2,000 carries stray NUL bytes, one
+    in 500 extra trailing columns, and one in 1,000 is malformed (short
+    line, impossible date, letters in the id): the cases a real extract
+    shows. `dirt` multiplies those rates (the small sample uses more).
     """
     rng = random.Random(seed)
     summary = GeneratedRelease()
@@ -168,7 +169,7 @@ def generate_release(folder: Path, stops: int, seed: int = 7, first_year: int = 
                     f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00.000")
             searched = rng.random() < 0.04
             officer = str(1000 + rng.randint(0, 60))
-            roll = rng.random() if dirty else 1.0
+            roll = rng.random() / dirt if dirty else 1.0
             if roll < 0.001:
                 kind = ("short", "date", "id")[stop_id % 3]
                 if kind == "short":
@@ -226,10 +227,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--stops", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--dirt", type=float, default=1.0,
+                        help="multiply the rate of dirty lines")
     parser.add_argument("--out", type=Path, required=True, help="zip file to write")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
-        summary = generate_release(Path(folder), args.stops, seed=args.seed)
+        summary = generate_release(Path(folder), args.stops, seed=args.seed, dirt=args.dirt)
         zip_release(Path(folder), args.out)
     print(f"{args.out}: {summary}")
 
