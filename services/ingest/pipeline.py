@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,13 +132,14 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
         parse = release.parser(request, rejects, agencies)
         schema = staging.new_staging_name(release.state.code)
         with raw_connection(config, f"ingest {release.state.code}") as conn, \
-                ThreadPoolExecutor(max_workers=1) as indexer:
+                ThreadPoolExecutor(max_workers=1) as keys, \
+                ThreadPoolExecutor(max_workers=1) as foreign_keys:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(f"SET timezone = '{release.state.time_zone}'")
                 cursor.execute("SET synchronous_commit = off")
                 staging.create(cursor, schema, release.tables_sql)
-                indexing = []
+                building = []
                 for position, file_name in enumerate(release.files):
                     phase = f"load {file_name}"
                     _copy_file(cursor, schema, release, parse, file_name, files[file_name],
@@ -149,16 +150,21 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
                         if not parse.loaded[file_name]:
                             raise ImportFailed(phase, f"{file_name} holds no loadable rows")
                         _insert_agencies(cursor, schema, agencies)
-                    # Key, index and check this table on a second connection while the
-                    # next file loads.
+                    # While the next file loads, this table's key and indexes are built
+                    # on a second connection, then its foreign keys on a third. Each
+                    # queue runs in file order, so the tables a foreign key refers to
+                    # have their keys by then.
                     table = release.copy_tables[file_name]
-                    indexing.append(indexer.submit(
-                        _execute_alone, config, schema, table, release.after_load[table]))
+                    own = keys.submit(_execute_alone, config, schema, f"{table} keys",
+                                      release.table_keys[table])
+                    building.append(foreign_keys.submit(
+                        _execute_after, own, config, schema, f"{table} foreign keys",
+                        release.foreign_keys[table]))
                 rejects.close()
                 phase = "index"
-                for done, future in enumerate(indexing, 1):
+                for done, future in enumerate(building, 1):
                     future.result()
-                    report("index", done, len(indexing))
+                    report("index", done, len(building))
                 phase = "check"
                 _check_counts(cursor, schema, release, parse)
                 staging.grant_readers(cursor, schema)
@@ -237,7 +243,13 @@ def _insert_agencies(cursor, schema: str, agencies: AgencyIds) -> None:
                    (list(agencies.used.values()), list(agencies.used.keys())))
 
 
-def _execute_alone(config: Config, schema: str, table: str, statements) -> None:
+def _execute_after(first: Future, config: Config, schema: str, what: str, statements
+                   ) -> None:
+    first.result()
+    _execute_alone(config, schema, what, statements)
+
+
+def _execute_alone(config: Config, schema: str, what: str, statements) -> None:
     started = time.monotonic()
     with raw_connection(config, "ingest index") as conn:
         conn.autocommit = True
@@ -247,7 +259,7 @@ def _execute_alone(config: Config, schema: str, table: str, statements) -> None:
             cursor.execute(f"SET maintenance_work_mem = '{INDEX_MEMORY}'")
             for sql in statements:
                 cursor.execute(sql.format(schema=schema))
-    log.info("%s: keys, indexes and foreign keys in %.1fs", table, time.monotonic() - started)
+    log.info("%s in %.1fs", what, time.monotonic() - started)
 
 
 def _check_counts(cursor, schema, release, parse) -> None:

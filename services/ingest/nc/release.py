@@ -10,7 +10,8 @@ class NcRelease:
     files = FILES
     tables_sql = schema.TABLES
     copy_tables = schema.COPY_TABLES
-    after_load = schema.AFTER_LOAD
+    table_keys = schema.TABLE_KEYS
+    foreign_keys = schema.FOREIGN_KEYS
     # Names used in events and reports for the rows of each file.
     count_names = {
         "Stop.txt": "stops",

@@ -99,36 +99,53 @@ PROBE_KEYS = (
     "SET enable_mergejoin = off",
 )
 
-# What each table needs once its COPY is done: key, indexes, foreign keys to
-# the tables loaded before it, statistics. These run on a second connection
-# while the next file loads; one table's statements run in order.
-AFTER_LOAD = {
+# Once a table's COPY is done, its key, indexes and statistics are built on
+# one connection while the next file loads...
+TABLE_KEYS = {
     "stop": (
         "ALTER TABLE {schema}.stop ADD PRIMARY KEY (stop_id)",
         "CREATE INDEX stop_agency_date ON {schema}.stop (agency_id, date)",
         "ANALYZE {schema}.stop",
-        "ALTER TABLE {schema}.stop ADD FOREIGN KEY (agency_id) REFERENCES {schema}.agency",
         "ANALYZE {schema}.agency",
     ),
     "person": (
         "ALTER TABLE {schema}.person ADD PRIMARY KEY (person_id)",
         "CREATE INDEX person_stop ON {schema}.person (stop_id)",
         "ANALYZE {schema}.person",
+    ),
+    "search": (
+        "ALTER TABLE {schema}.search ADD PRIMARY KEY (search_id)",
+        "CREATE INDEX search_stop ON {schema}.search (stop_id)",
+        "ANALYZE {schema}.search",
+    ),
+    "contraband": (
+        "ALTER TABLE {schema}.contraband ADD PRIMARY KEY (contraband_id)",
+        "CREATE INDEX contraband_stop ON {schema}.contraband (stop_id)",
+        "ANALYZE {schema}.contraband",
+    ),
+    "search_basis": (
+        "ALTER TABLE {schema}.search_basis ADD PRIMARY KEY (search_basis_id)",
+        "CREATE INDEX search_basis_search ON {schema}.search_basis (search_id)",
+        "ANALYZE {schema}.search_basis",
+    ),
+}
+
+# ...and its foreign keys on another, once its own key and those of the
+# tables it refers to (loaded before it) exist.
+FOREIGN_KEYS = {
+    "stop": (
+        "ALTER TABLE {schema}.stop ADD FOREIGN KEY (agency_id) REFERENCES {schema}.agency",
+    ),
+    "person": (
         "ALTER TABLE {schema}.person ADD FOREIGN KEY (stop_id) REFERENCES {schema}.stop",
     ),
     "search": (
         *PROBE_KEYS,
-        "ALTER TABLE {schema}.search ADD PRIMARY KEY (search_id)",
-        "CREATE INDEX search_stop ON {schema}.search (stop_id)",
-        "ANALYZE {schema}.search",
         "ALTER TABLE {schema}.search ADD FOREIGN KEY (stop_id) REFERENCES {schema}.stop",
         "ALTER TABLE {schema}.search ADD FOREIGN KEY (person_id) REFERENCES {schema}.person",
     ),
     "contraband": (
         *PROBE_KEYS,
-        "ALTER TABLE {schema}.contraband ADD PRIMARY KEY (contraband_id)",
-        "CREATE INDEX contraband_stop ON {schema}.contraband (stop_id)",
-        "ANALYZE {schema}.contraband",
         "ALTER TABLE {schema}.contraband ADD FOREIGN KEY (search_id) "
         "REFERENCES {schema}.search",
         "ALTER TABLE {schema}.contraband ADD FOREIGN KEY (stop_id) REFERENCES {schema}.stop",
@@ -137,9 +154,6 @@ AFTER_LOAD = {
     ),
     "search_basis": (
         *PROBE_KEYS,
-        "ALTER TABLE {schema}.search_basis ADD PRIMARY KEY (search_basis_id)",
-        "CREATE INDEX search_basis_search ON {schema}.search_basis (search_id)",
-        "ANALYZE {schema}.search_basis",
         "ALTER TABLE {schema}.search_basis ADD FOREIGN KEY (search_id) "
         "REFERENCES {schema}.search",
         "ALTER TABLE {schema}.search_basis ADD FOREIGN KEY (stop_id) "
