@@ -56,7 +56,22 @@ class _Stripped:
     readline = read
 
 
+def settle(config: Config) -> None:
+    """Flush what earlier runs left for the checkpointer, so it does not write
+    during the measured run (needs superuser or pg_checkpoint; skipped without)."""
+    conn = psycopg2.connect(psycopg2_dsn(config.database_url))
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CHECKPOINT")
+    except psycopg2.Error as error:
+        print(f"(no CHECKPOINT before the run: {error.pgerror.strip()})")
+    finally:
+        conn.close()
+
+
 def bare_copy(config: Config, folder: Path) -> float:
+    settle(config)
     conn = psycopg2.connect(psycopg2_dsn(config.database_url))
     conn.autocommit = True
     started = time.monotonic()
@@ -77,6 +92,7 @@ def bare_copy(config: Config, folder: Path) -> float:
 
 
 def run_import(config: Config, folder: Path) -> tuple[float, dict, dict, int]:
+    settle(config)
     environ = config.with_changes(allow_file_urls=True, data_dir=ROOT / "bench-data" / "runs"
                                   ).as_environ()
     request = {"import_id": f"bench-{uuid.uuid4().hex[:8]}", "state": "nc",

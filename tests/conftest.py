@@ -40,15 +40,32 @@ def _fresh_vhost() -> str:
     return TEST_VHOST
 
 
-def _fresh_database(config: Config) -> None:
+def drop_database(name: str) -> None:
     maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
     maintenance.autocommit = True
     with maintenance.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                       "WHERE datname = %s AND pid <> pg_backend_pid()", (TEST_DATABASE,))
-        cursor.execute(f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
+                       "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
+        cursor.execute(f"DROP DATABASE IF EXISTS {name}")
     maintenance.close()
+
+
+def rename_database(old: str, new: str) -> None:
+    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
+    maintenance.autocommit = True
+    with maintenance.cursor() as cursor:
+        cursor.execute(f"ALTER DATABASE {old} RENAME TO {new}")
+    maintenance.close()
+
+
+def create_database(config: Config) -> None:
+    """The database of `config`, created and migrated as `make` does it."""
     setup(config)
+
+
+def _fresh_database(config: Config) -> None:
+    drop_database(TEST_DATABASE)
+    create_database(config)
 
 
 @pytest.fixture(scope="session")

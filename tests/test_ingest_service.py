@@ -72,9 +72,12 @@ def test_requests_for_another_state_are_left_to_that_state(
 def test_a_long_import_keeps_its_broker_connection_and_loads_once(
         config, events, start_ingest_service, file_server, larger_release, db):
     archive, summary = larger_release
-    # About 6 s of download at ~2 MB/s, then the parse: far past a 2 s heartbeat.
-    url = file_server.add("/slow/STOPS_Extract.zip", archive, delay=0.03)
-    service = start_ingest_service(AMQP_HEARTBEAT="2")
+    # At least 20 s of download, then the parse: four times a 5 s heartbeat.
+    # (Heartbeats go out about once per interval, checked once a second, so a
+    # shorter interval drops healthy connections on a loaded machine.)
+    chunks = archive.stat().st_size / (64 * 1024)
+    url = file_server.add("/slow/STOPS_Extract.zip", archive, delay=20 / chunks)
+    service = start_ingest_service(AMQP_HEARTBEAT="5")
     started = time.monotonic()
     import_id = request_import(config, url)
 
@@ -82,7 +85,7 @@ def test_a_long_import_keeps_its_broker_connection_and_loads_once(
     took = time.monotonic() - started
     time.sleep(3)  # a redelivered request would show up as a second load by now
 
-    assert took > 5, f"the import took only {took:.1f}s; it must outlast the heartbeat"
+    assert took > 20, f"the import took only {took:.1f}s; it must outlast the heartbeat"
     assert loaded["counts"]["stops"] + loaded["dropped"]["stops before 2002"] == summary.stops
     assert len(events.of("dataset_loaded", import_id)) == 1
     assert db("SELECT attempts, status FROM ingest.import_runs WHERE import_id = :id",
@@ -112,3 +115,31 @@ def test_a_worker_that_dies_ends_in_dataset_failed(
     assert "stopped unexpectedly during download (exit code -9)" in failed["error"]
     assert db("SELECT status FROM ingest.import_runs WHERE import_id = :id",
               id=import_id) == [("failed",)]
+
+
+def test_a_request_that_arrives_while_the_database_is_down_is_not_lost(
+        base_config, release, events, start_ingest_service):
+    """The database the service points at does not exist yet: the import
+    cannot run and its failure cannot be recorded, so the request goes back
+    to the queue; once the database is there, the redelivered request loads."""
+    from tests.conftest import create_database, drop_database, rename_database
+
+    late = base_config.with_changes(database_url="postgresql:///odp_test_late")
+    building = base_config.with_changes(database_url="postgresql:///odp_test_late_build")
+    for name in ("odp_test_late", "odp_test_late_build"):
+        drop_database(name)
+    service = start_ingest_service(DATABASE_URL=late.database_url)
+    import_id = request_import(base_config, release(small_release).as_uri())
+    wait_until(lambda: "goes back to the queue (try 1 of 5)" in service.log(), timeout=60)
+    try:
+        # Built under another name and renamed: the database appears whole.
+        create_database(building)
+        rename_database("odp_test_late_build", "odp_test_late")
+        loaded = events.wait_for("dataset_loaded", import_id, timeout=120)
+        assert loaded["counts"]["stops"] == 4
+        assert f"import {import_id} requested" in service.log()
+        assert service.log().count(f"import {import_id} requested") >= 2
+    finally:
+        service.stop()
+        for name in ("odp_test_late", "odp_test_late_build"):
+            drop_database(name)

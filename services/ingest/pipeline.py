@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,8 +133,7 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
         parse = release.parser(request, rejects, agencies)
         schema = staging.new_staging_name(release.state.code)
         with raw_connection(config, f"ingest {release.state.code}") as conn, \
-                ThreadPoolExecutor(max_workers=1) as keys, \
-                ThreadPoolExecutor(max_workers=1) as foreign_keys:
+                _background() as keys, _background() as foreign_keys:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(f"SET timezone = '{release.state.time_zone}'")
@@ -165,8 +165,6 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
                 for done, future in enumerate(building, 1):
                     future.result()
                     report("index", done, len(building))
-                phase = "check"
-                _check_counts(cursor, schema, release, parse)
                 staging.grant_readers(cursor, schema)
         phase = "swap"
         report("swap", 0, 1)
@@ -222,6 +220,10 @@ def _copy_file(cursor, schema, release, parse, file_name, path, report) -> None:
     with CopySource(rows) as source:
         cursor.copy_expert(f"COPY {schema}.{release.copy_tables[file_name]} FROM STDIN",
                            source)
+    # The server's own count of the rows COPY took, against what the parse sent.
+    if cursor.rowcount != parse.loaded[file_name]:
+        raise ImportFailed("check", f"{file_name}: the database took {cursor.rowcount:,} "
+                           f"rows but {parse.loaded[file_name]:,} were sent")
     log.info("%s: %s rows loaded in %.1fs", file_name, f"{parse.loaded[file_name]:,}",
              time.monotonic() - started)
 
@@ -235,6 +237,19 @@ def _check_rejects(file_name: str, parse, rejects: Rejects, config: Config) -> N
             f"{file_name}: {rejected:,} of {lines:,} lines rejected "
             f"({rejected / lines:.1%}), over the limit of "
             f"{config.ingest_max_reject_share:.1%}; the reasons are in {rejects.path}")
+
+
+@contextmanager
+def _background():
+    """One background thread; on an error its queued work is dropped rather
+    than run against a staging schema that is about to go."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _insert_agencies(cursor, schema: str, agencies: AgencyIds) -> None:
@@ -260,15 +275,6 @@ def _execute_alone(config: Config, schema: str, what: str, statements) -> None:
             for sql in statements:
                 cursor.execute(sql.format(schema=schema))
     log.info("%s in %.1fs", what, time.monotonic() - started)
-
-
-def _check_counts(cursor, schema, release, parse) -> None:
-    for file_name, table in release.copy_tables.items():
-        cursor.execute(f"SELECT count(*) FROM {schema}.{table}")
-        (count,) = cursor.fetchone()
-        if count != parse.loaded[file_name]:
-            raise ImportFailed("check", f"{table}: {count:,} rows in the database but "
-                               f"{parse.loaded[file_name]:,} parsed from {file_name}")
 
 
 def _swap(engine, request, release, schema, parse, agencies, rejects, folder) -> dict:

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 
+import eventlet
 from eventlet.green import subprocess
 from nameko.events import EventDispatcher, event_handler
 from nameko.timer import timer
@@ -34,6 +35,8 @@ from shared.nameko_support import Database, Settings, publisher
 log = logging.getLogger(__name__)
 
 WORKER = [sys.executable, "-m", "services.ingest.worker"]
+MAX_RETRIES = 5
+RETRIES: dict[str, int] = {}
 
 
 class IngestService:
@@ -46,7 +49,9 @@ class IngestService:
     db = Database()
     dispatch = EventDispatcher()
 
-    @event_handler(ADMIN_SOURCE, IMPORT_REQUESTED)
+    # A request whose failure cannot even be recorded (the database is down)
+    # goes back to the queue, after a pause, a bounded number of times.
+    @event_handler(ADMIN_SOURCE, IMPORT_REQUESTED, requeue_on_error=True)
     def load_release(self, payload: dict) -> None:
         if payload.get("state") != self.state:
             return
@@ -57,15 +62,37 @@ class IngestService:
             return
         log.info("import %s requested: %s", request["import_id"], request["url"])
         try:
-            self._run_worker(request)
+            failure = self._run_worker(request)
         except Exception as error:  # nameko would ack and forget: record a failure
             log.exception("import %s: the worker could not be run", request["import_id"])
-            fail_unfinished(self.config, request, "worker",
-                            f"the import could not be run: {type(error).__name__}: {error}")
-        finally:
+            failure = ("worker", f"the import could not be run: {type(error).__name__}: "
+                                 f"{error}")
+        if failure:
+            self._record_failure(request, *failure)
+        try:
             self.relay_outbox()
+        except Exception:  # the outcome stays in the outbox; the timer sends it later
+            log.exception("could not publish the outbox now")
 
-    def _run_worker(self, request: dict) -> None:
+    def _record_failure(self, request: dict, phase: str, message: str) -> None:
+        try:
+            fail_unfinished(self.config, request, phase, message)
+            RETRIES.pop(request["import_id"], None)
+        except Exception:
+            tries = RETRIES[request["import_id"]] = RETRIES.get(request["import_id"], 0) + 1
+            if tries > MAX_RETRIES:
+                log.error("import %s: giving up after %d tries to record its failure",
+                          request["import_id"], tries)
+                return
+            log.exception("import %s: could not record the failure; the request goes "
+                          "back to the queue (try %d of %d)", request["import_id"], tries,
+                          MAX_RETRIES)
+            eventlet.sleep(min(60, 2 ** tries))
+            raise
+
+    def _run_worker(self, request: dict) -> tuple[str, str] | None:
+        """Run the import in a worker process; (phase, message) when the worker
+        died without recording an outcome."""
         process = subprocess.Popen(
             WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=self.config.as_environ())
@@ -81,9 +108,9 @@ class IngestService:
                                                 "state": self.state, **progress})
         code = process.wait()
         if code != 0:
-            fail_unfinished(self.config, request, phase,
-                            f"the import worker stopped unexpectedly during {phase} "
-                            f"(exit code {code}); see the ingest service's log")
+            return phase, (f"the import worker stopped unexpectedly during {phase} "
+                           f"(exit code {code}); see the ingest service's log")
+        return None
 
     @timer(interval=10, eager=True)
     def relay_outbox(self) -> None:
