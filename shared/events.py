@@ -74,11 +74,21 @@ class DatasetFailed(Schema):
     rejects_file = fields.String(load_default=None, allow_none=True)
 
 
+class StatsRefreshed(Schema):
+    state = state_field
+    # Bumped by every refresh of the state: cache keys and ETags carry it.
+    generation = fields.Integer(required=True)
+    data_version = fields.Integer(required=True)
+    import_id = fields.String(required=True)
+    refreshed_at = fields.String(required=True)
+
+
 SCHEMAS = {
     IMPORT_REQUESTED: ImportRequested,
     IMPORT_PROGRESS: ImportProgress,
     DATASET_LOADED: DatasetLoaded,
     DATASET_FAILED: DatasetFailed,
+    STATS_REFRESHED: StatsRefreshed,
 }
 
 

@@ -56,14 +56,45 @@ import_runs = Table(
     schema="ingest",
 )
 
-outbox = Table(
-    "outbox",
+def outbox_table(schema: str) -> Table:
+    """The outbox of the service owning `schema` (shared/outbox.py)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        Column("source", String(64), nullable=False),
+        Column("event_type", String(64), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False,
+               server_default=func.now()),
+        Column("published_at", DateTime(timezone=True)),
+        schema=schema,
+    )
+
+
+outbox = outbox_table("ingest")
+
+# The stats service's schema: the state's current generation (bumped by
+# every refresh, part of every cache key and ETag) and its landing facts.
+# The summary tables (`stats.<state>_stop_summary`) are rebuilt whole on
+# each refresh and swapped in by rename (services/stats).
+generations = Table(
+    "generations",
     metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=True),
-    Column("source", String(64), nullable=False),
-    Column("event_type", String(64), nullable=False),
-    Column("payload", JSONB, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("published_at", DateTime(timezone=True)),
-    schema="ingest",
+    Column("state", String(2), primary_key=True),
+    Column("generation", Integer, nullable=False),
+    Column("data_version", BigInteger, nullable=False),
+    Column("import_id", String(64), nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema="stats",
 )
+
+facts = Table(
+    "facts",
+    metadata,
+    Column("state", String(2), primary_key=True),
+    Column("facts", JSONB, nullable=False),
+    schema="stats",
+)
+
+stats_outbox = outbox_table("stats")

@@ -138,25 +138,25 @@ def ftp_server(tmp_path):
 @pytest.fixture
 def events(base_config):
     """Every event the ingest services publish during the test."""
-    listener = EventListener(base_config.amqp_uri, ["ingest_nc"])
+    listener = EventListener(base_config.amqp_uri, ["ingest_nc", "stats"])
     yield listener
     listener.close()
 
 
 class ServiceProcess:
-    """`python -m services.ingest`, started as `make run` starts it."""
+    """`python -m services.<name>`, started as `make run` starts it."""
 
-    def __init__(self, config: Config, **environ):
+    def __init__(self, config: Config, module: str = "services.ingest", **environ):
         self.output: list[str] = []
         self.ready = threading.Event()
         env = config.as_environ() | {"PYTHONUNBUFFERED": "1"} | environ
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.ingest"], cwd=ROOT, env=env,
+            [sys.executable, "-m", module], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._pump, daemon=True).start()
         if not self.ready.wait(60):
             self.stop()
-            raise RuntimeError("ingest service did not start:\n" + "".join(self.output))
+            raise RuntimeError(f"{module} did not start:\n" + "".join(self.output))
 
     def _pump(self) -> None:
         for line in self.process.stdout:
@@ -178,14 +178,20 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def start_ingest_service(config):
+def start_service(config):
+    """start_service("services.stats", NAME=value) -> a running ServiceProcess."""
     started = []
 
-    def start(**environ) -> ServiceProcess:
-        service = ServiceProcess(config, **environ)
+    def start(module: str, **environ) -> ServiceProcess:
+        service = ServiceProcess(config, module, **environ)
         started.append(service)
         return service
 
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def start_ingest_service(start_service):
+    return lambda **environ: start_service("services.ingest", **environ)

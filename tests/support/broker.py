@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 from kombu import Connection, Exchange, Queue
 
@@ -23,7 +24,9 @@ class EventListener:
 
     def _run(self, amqp_uri: str, sources: list[str]) -> None:
         with Connection(amqp_uri) as conn:
-            queues = [Queue(exclusive=True, auto_delete=True, routing_key="#",
+            token = uuid.uuid4().hex[:8]
+            queues = [Queue(f"test-events-{token}-{source}", exclusive=True, auto_delete=True,
+                            routing_key="#",
                             exchange=Exchange(f"{source}.events", type="topic", durable=True))
                       for source in sources]
 
@@ -41,7 +44,7 @@ class EventListener:
                         conn.drain_events(timeout=0.2)
                     except TimeoutError:
                         continue
-                    except OSError:
+                    except Exception:
                         if self._stop.is_set():
                             return
                         raise

@@ -1,0 +1,77 @@
+"""The summary tables every per-agency endpoint reads, built from a state's
+live schema.
+
+`stats.nc_stop_summary` has one row per combination of what the endpoints
+group or filter by, with the number of stops:
+
+    agency_id, officer_id, year, purpose, race, ethnicity, searched,
+    search_types (bit t set when the stop had a search of type t),
+    engage_force (searched and the officer engaged force),
+    contraband (searched and contraband was found), stops
+
+Only drivers are counted, one per stop (a stop's driver is its first person
+of type D; a stop without one is not counted), so every family of counts
+sums to the stops of its row. The year is taken in the state's time zone.
+"""
+
+from __future__ import annotations
+
+from shared.db import READER_ROLE
+from shared.states import STATES
+
+SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "purpose", "race", "ethnicity",
+                   "searched", "search_types", "engage_force", "contraband", "stops")
+
+NC_SUMMARY = """
+CREATE TABLE {table} AS
+WITH drivers AS (
+    SELECT DISTINCT ON (stop_id) stop_id, race, ethnicity
+    FROM nc.person WHERE type = 'D'
+    ORDER BY stop_id, person_id
+), searches AS (
+    SELECT stop_id, bit_or(1 << type)::smallint AS search_types
+    FROM nc.search GROUP BY stop_id
+), contraband AS (
+    SELECT DISTINCT stop_id FROM nc.contraband
+)
+SELECT stop.agency_id,
+       stop.officer_id,
+       extract(year FROM stop.date AT TIME ZONE '{time_zone}')::smallint AS year,
+       stop.purpose,
+       drivers.race,
+       drivers.ethnicity,
+       searches.stop_id IS NOT NULL AS searched,
+       coalesce(searches.search_types, 0)::smallint AS search_types,
+       (searches.stop_id IS NOT NULL AND coalesce(stop.engage_force, false)) AS engage_force,
+       (searches.stop_id IS NOT NULL AND contraband.stop_id IS NOT NULL) AS contraband,
+       count(*)::integer AS stops
+FROM nc.stop
+JOIN drivers USING (stop_id)
+LEFT JOIN searches USING (stop_id)
+LEFT JOIN contraband USING (stop_id)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+"""
+
+SUMMARIES = {"nc": NC_SUMMARY}
+
+
+def summary_table(state: str) -> str:
+    return f"stats.{state}_stop_summary"
+
+
+def build(conn, state: str) -> str:
+    """Build the state's summary under a new name; return that name."""
+    building = f"{summary_table(state)}_building"
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {building}")
+    conn.exec_driver_sql(SUMMARIES[state].format(table=building,
+                                                 time_zone=STATES[state].time_zone))
+    conn.exec_driver_sql(f"CREATE INDEX ON {building} (agency_id, year)")
+    conn.exec_driver_sql(f"CREATE INDEX ON {building} (agency_id, officer_id)")
+    conn.exec_driver_sql(f"GRANT SELECT ON {building} TO {READER_ROLE}")
+    return building
+
+
+def swap(conn, state: str, building: str) -> None:
+    live = summary_table(state)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
+    conn.exec_driver_sql(f"ALTER TABLE {building} RENAME TO {live.split('.')[1]}")

@@ -1,0 +1,122 @@
+"""The stats refresh on the real database: summaries counted exactly, facts,
+and a refresh done once per load however often its event arrives."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.ingest.pipeline import run_import
+from services.stats.facts import format_facts
+from services.stats.refresh import refresh
+from tests.test_nc_pipeline import ALDER, BIRCHWOOD, PATROL, request, small_release
+
+
+def load(config, release, write) -> dict:
+    outcome = run_import(request(release(write).as_uri()), config)
+    assert outcome["event"] == "dataset_loaded", outcome
+    return outcome["payload"]
+
+
+def summary(db, **where) -> dict:
+    """stops per (year, race) of the live summary for the agency named."""
+    rows = db("SELECT year, race, ethnicity, searched, contraband, sum(stops) AS stops "
+              "FROM stats.nc_stop_summary s JOIN nc.agency a ON a.id = s.agency_id "
+              "WHERE a.name = :name GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5",
+              name=where["agency"])
+    return [tuple(row) for row in rows]
+
+
+def test_drivers_are_counted_once_per_stop(config, release, engine, db):
+    def write(writer):
+        writer.stop(1, ALDER, "2015-03-01 08:30:00")
+        writer.person(1, 1, "D", race="B", ethnicity="N")
+        writer.person(2, 1, "P", race="W", ethnicity="H")
+        writer.person(3, 1, "P", race="A", ethnicity="N")
+        # two searches and two contraband records: still one stop
+        writer.search(1, 1, 1, search_type=1)
+        writer.search(2, 1, 2, search_type=3)
+        writer.contraband(1, 1, 1, 1, grams="1")
+        writer.contraband(2, 2, 2, 1, grams="2")
+        writer.stop(2, ALDER, "2015-04-01 08:30:00")
+        writer.person(4, 2, "D", race="W", ethnicity="H")
+
+    payload = load(config, release, write)
+    assert refresh(engine, "nc", payload["data_version"]) is not None
+    assert summary(db, agency=ALDER) == [(2015, "B", "N", True, True, 1),
+                                         (2015, "W", "H", False, False, 1)]
+    (types,) = db("SELECT search_types FROM stats.nc_stop_summary WHERE searched")[0]
+    assert types == (1 << 1) | (1 << 3)
+
+
+def test_the_year_is_the_local_year(config, release, engine, db):
+    def write(writer):
+        for stop_id, when in ((1, "2015-12-31 20:00:00"), (2, "2015-12-31 23:59:00"),
+                              (3, "2016-01-01 00:01:00")):
+            writer.stop(stop_id, BIRCHWOOD, when)
+            writer.person(stop_id, stop_id)
+
+    payload = load(config, release, write)
+    refresh(engine, "nc", payload["data_version"])
+    years = db("SELECT year, sum(stops) FROM stats.nc_stop_summary GROUP BY 1 ORDER BY 1")
+    assert [tuple(row) for row in years] == [(2015, 2), (2016, 1)]
+
+
+def test_facts_follow_the_2002_rule_and_rank_agencies(config, release, engine, db):
+    payload = load(config, release, small_release)
+    refreshed = refresh(engine, "nc", payload["data_version"])
+    [(facts,)] = db("SELECT facts FROM stats.facts WHERE state = 'nc'")
+    # The patrol's 2001 stop is kept but the timeframe starts in 2002.
+    assert facts["start_date"] == "Jan 01, 2002"
+    assert facts["end_date"] == "Jan 01, 2016"
+    assert facts["total_stops"] == 4
+    assert facts["total_stops_millions"] == 0
+    assert facts["total_searches"] == 1
+    assert facts["total_agencies"] == 3
+    assert [(agency["rank"], agency["name"], agency["stops"])
+            for agency in facts["top_agencies"]] == [(1, ALDER, 2), (2, BIRCHWOOD, 1),
+                                                     (3, PATROL, 1)]
+    assert refreshed["generation"] >= 1
+    printed = format_facts(facts)
+    assert printed.startswith("Timeframe: Jan 01, 2002 - Jan 01, 2016\nStops: 4\n"
+                              "Searches: 1\nAgencies: 3\n\nTop 5:\n")
+    assert f"Id {facts['top_agencies'][0]['id']}: {ALDER} 2" in printed
+
+
+def test_the_same_load_is_refreshed_once_and_older_loads_change_nothing(
+        config, release, engine, db):
+    first = load(config, release, small_release)
+    second = load(config, release, small_release)
+    done = refresh(engine, "nc", second["data_version"])
+    generation = db("SELECT generation FROM stats.generations WHERE state = 'nc'")[0][0]
+    assert done["generation"] == generation
+    assert done["data_version"] == second["data_version"]
+
+    assert refresh(engine, "nc", second["data_version"]) is None
+    assert refresh(engine, "nc", first["data_version"]) is None
+    assert db("SELECT generation FROM stats.generations WHERE state = 'nc'")[0][0] == generation
+    events = db("SELECT payload FROM stats.outbox WHERE (payload->>'generation')::int = :g",
+                g=generation)
+    assert len(events) == 1
+
+
+@pytest.mark.parametrize("officer", ["A1", "A2"])
+def test_officers_are_kept_apart(config, release, engine, db, officer):
+    payload = load(config, release, small_release)
+    refresh(engine, "nc", payload["data_version"])
+    rows = db("SELECT sum(stops) FROM stats.nc_stop_summary WHERE officer_id = :officer",
+              officer=officer)
+    assert rows == [(1,)]
+
+
+def test_an_agency_new_to_this_load_is_summarized(config, release, engine, db):
+    name = f"Summary Police Department {uuid.uuid4().hex[:6]}"
+
+    def write(writer):
+        writer.stop(1, name, "2016-05-05 12:00:00")
+        writer.person(1, 1)
+
+    payload = load(config, release, write)
+    refresh(engine, "nc", payload["data_version"])
+    assert summary(db, agency=name) == [(2016, "W", "N", False, False, 1)]
