@@ -1,0 +1,37 @@
+"""`create_app(config, deps)`: the gateway's Falcon WSGI app.
+
+    app = create_app(Config.from_env())             # what wsgi.py does
+    app = create_app(config, Deps(engine, cache))   # a test's own backends
+
+Middleware runs in this order: trailing-slash redirects, the state check
+(which also reads the state's stats generation), then the response cache.
+"""
+
+from __future__ import annotations
+
+import falcon
+from falcon.routing import CompiledRouter
+
+from services.gateway import errors, openapi
+from services.gateway.backends import Deps, build_deps
+from services.gateway.caching import ResponseCache
+from services.gateway.resources.service import OpenApi
+from services.gateway.routes import service_routes, state_routes
+from services.gateway.routing import ServedStates, TrailingSlashRedirect
+from shared.config import Config
+
+
+def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
+    deps = deps or build_deps(config)
+    router = CompiledRouter()
+    app = falcon.App(router=router, middleware=[
+        TrailingSlashRedirect(router),
+        ServedStates(deps.engine),
+        ResponseCache(deps.cache),
+    ])
+    errors.install(app)
+    routes = [*state_routes(deps.engine), *service_routes(deps, config)]
+    for route in routes:
+        app.add_route(route.template, route.resource)
+    app.add_route(openapi.DOCUMENT_PATH, OpenApi(openapi.document(routes)))
+    return app

@@ -1,0 +1,98 @@
+"""The gateway's outside resources, built from the config: a read-only
+database engine and a memcached client, plus the readiness probes of
+database, broker and cache.
+
+The engine connects with the ordinary DATABASE_URL and drops to the reader
+role on every new connection, so no code path of the gateway can write.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kombu import Connection as BrokerConnection
+from pymemcache.client.base import Client as MemcacheClient
+from pymemcache.client.hash import HashClient
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+
+from shared.config import Config
+from shared.db import READER_ROLE, make_engine
+
+log = logging.getLogger(__name__)
+
+# Short waits everywhere: a backing service that does not answer at once is
+# reported down (503) or skipped (cache) rather than holding a worker.
+DATABASE_CONNECT_TIMEOUT = 3
+CACHE_TIMEOUT = 0.25
+CACHE_DEAD_SECONDS = 10
+BROKER_TIMEOUT = 2.0
+
+
+@dataclass
+class Deps:
+    engine: Engine
+    cache: Any  # get(key) / set(key, value, expire) like pymemcache's clients
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.cache.close()
+
+
+def _become_reader(dbapi_connection, connection_record) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET ROLE {READER_ROLE}")
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    # Without the commit the pool's reset-on-return rollback would undo the
+    # SET ROLE of a connection's first transaction.
+    dbapi_connection.commit()
+
+
+def reader_engine(config: Config) -> Engine:
+    engine = make_engine(config, connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT})
+    event.listen(engine, "connect", _become_reader)
+    return engine
+
+
+def cache_client(config: Config) -> HashClient:
+    # ignore_exc makes an unreachable server a cache miss, and dead servers
+    # are skipped for a while instead of costing a timeout on every request.
+    return HashClient(list(config.memcached_servers), connect_timeout=CACHE_TIMEOUT,
+                      timeout=CACHE_TIMEOUT, ignore_exc=True, retry_attempts=1,
+                      dead_timeout=CACHE_DEAD_SECONDS, use_pooling=True)
+
+
+def build_deps(config: Config) -> Deps:
+    return Deps(engine=reader_engine(config), cache=cache_client(config))
+
+
+def check_database(deps: Deps, config: Config) -> None:
+    with deps.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def check_broker(deps: Deps, config: Config) -> None:
+    with BrokerConnection(config.amqp_uri, connect_timeout=BROKER_TIMEOUT) as broker:
+        broker.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
+
+
+def check_cache(deps: Deps, config: Config) -> None:
+    """Every configured server must answer: the hashing client spreads keys
+    over all of them, so one down server is a cache partly down."""
+    for server in config.memcached_servers:
+        host, _, port = server.rpartition(":")
+        client = MemcacheClient((host, int(port)), connect_timeout=CACHE_TIMEOUT,
+                                timeout=CACHE_TIMEOUT)
+        try:
+            client.version()
+        finally:
+            client.close()
+
+
+READINESS_CHECKS = {
+    "database": check_database,
+    "broker": check_broker,
+    "cache": check_cache,
+}

@@ -1,0 +1,86 @@
+"""Response caching for the state routes, as middleware.
+
+A GET whose state has a generation (see routing.ServedStates) gets an ETag
+made of the state, its generation and the path with its query, and
+`Cache-Control: public, max-age=60`. A matching If-None-Match is answered
+304 before any query runs; otherwise a body rendered earlier for the same
+generation comes from memcached, and a fresh 200 body goes into it.
+
+Keys carry the generation, so a refresh makes every older entry
+unreachable without flushing anything. A cache that fails is a cache
+miss: the request goes to the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import falcon
+from pymemcache.exceptions import MemcacheError
+
+log = logging.getLogger(__name__)
+
+MAX_AGE = 60
+# Old generations' entries are never read again; this only bounds how long
+# they take memory before memcached's LRU would evict them anyway.
+ENTRY_SECONDS = 24 * 3600
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _matches(etag: str, if_none_match) -> bool:
+    # If-None-Match compares weakly: W/"x" matches "x". "*" is not honoured:
+    # it would answer 304 before anyone checked that the agency exists.
+    return any(str(tag) == etag for tag in if_none_match or () if tag != "*")
+
+
+class ResponseCache:
+    def __init__(self, cache):
+        self.cache = cache
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        generation = req.context.get("generation")
+        if generation is None or req.method != "GET":
+            return
+        state = params["state"]
+        uri = req.relative_uri
+        req.context.etag = (f"{state}-{generation.number}-"
+                            f"{_digest(state, generation.tag, uri)[:20]}")
+        if _matches(req.context.etag, req.if_none_match):
+            resp.status = falcon.HTTP_304
+            resp.complete = True
+            return
+        key = f"odp:{state}:{generation.tag}:{_digest(uri)[:40]}"
+        body = self._get(key)
+        if body is not None:
+            resp.data = body
+            resp.content_type = falcon.MEDIA_JSON
+            resp.complete = True
+        else:
+            req.context.cache_key = key
+
+    def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
+        etag = req.context.get("etag")
+        if etag is None or resp.status_code not in (200, 304):
+            return
+        resp.etag = etag
+        resp.cache_control = ["public", f"max-age={MAX_AGE}"]
+        key = req.context.get("cache_key")
+        if key is not None and resp.status_code == 200 and req_succeeded:
+            self._set(key, resp.render_body())
+
+    def _get(self, key: str) -> bytes | None:
+        try:
+            return self.cache.get(key)
+        except (MemcacheError, OSError) as error:
+            log.warning("cache read failed, answering from the database: %s", error)
+            return None
+
+    def _set(self, key: str, body: bytes) -> None:
+        try:
+            self.cache.set(key, body, expire=ENTRY_SECONDS)
+        except (MemcacheError, OSError) as error:
+            log.warning("cache write failed: %s", error)

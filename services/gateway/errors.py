@@ -1,0 +1,113 @@
+"""Domain errors and the one table that turns them into HTTP responses.
+
+Resources and middleware raise `BadParameter`, `NotFound` or `Unavailable`;
+`install` registers the handlers that render every error, Falcon's own
+included, as `{"title": ..., "description": ...}`. Nothing else builds an
+error response, and no stack trace or SQL text ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+import falcon
+from sqlalchemy import exc as sa_exc
+
+log = logging.getLogger(__name__)
+
+
+class GatewayError(Exception):
+    """An error a client is told about, with a description it can act on
+    and, where it helps, more fields for the body (`details`)."""
+
+    def __init__(self, description: str, details: dict | None = None):
+        super().__init__(description)
+        self.description = description
+        self.details = details or {}
+
+
+class BadParameter(GatewayError):
+    """One or more query parameters break their rule: {name: what is allowed}."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{name}: {message}" for name, message in problems.items()))
+        self.problems = problems
+
+
+class NotFound(GatewayError):
+    pass
+
+
+class Unavailable(GatewayError):
+    pass
+
+
+ERROR_STATUSES: dict[type[GatewayError], int] = {
+    BadParameter: 400,
+    NotFound: 404,
+    Unavailable: 503,
+}
+
+# What a client reads when Falcon itself refuses a request (no route, wrong
+# method) and gave no description of its own.
+DEFAULT_DESCRIPTIONS = {
+    404: "there is no such path; see /openapi.json",
+    405: "this path does not accept that method",
+    500: "the server failed to answer; the error was logged",
+}
+
+
+def _status_of(error: GatewayError) -> int:
+    for kind in type(error).__mro__:
+        if kind in ERROR_STATUSES:
+            return ERROR_STATUSES[kind]
+    return 500
+
+
+class RenderedError(falcon.HTTPError):
+    """Falcon's HTTPError carrying a domain error's extra body fields."""
+
+    def __init__(self, status: int, description: str, details: dict):
+        super().__init__(status, description=description)
+        self.details = details
+
+
+def handle_gateway_error(req, resp, error: GatewayError, params) -> None:
+    raise RenderedError(_status_of(error), error.description, error.details)
+
+
+def handle_database_error(req, resp, error: sa_exc.SQLAlchemyError, params) -> None:
+    """A lost or refused connection is an outage (503); anything else is a
+    bug on our side, logged here and reported without its SQL."""
+    outage = isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError
+                        | sa_exc.TimeoutError | sa_exc.DisconnectionError) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated)
+    if outage:
+        log.warning("database unavailable: %s", error.__class__.__name__)
+        handle_gateway_error(req, resp, Unavailable("database unavailable"), params)
+    log.exception("database error answering %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(description=DEFAULT_DESCRIPTIONS[500])
+
+
+def handle_unexpected(req, resp, error: Exception, params) -> None:
+    log.exception("unexpected error answering %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(description=DEFAULT_DESCRIPTIONS[500])
+
+
+def serialize_error(req, resp, error: falcon.HTTPError) -> None:
+    """Every error as JSON with a plain reason phrase as its title."""
+    status = error.status_code
+    body = {"title": HTTPStatus(status).phrase,
+            "description": error.description or DEFAULT_DESCRIPTIONS.get(status, "")}
+    body.update(getattr(error, "details", {}))
+    resp.data = json.dumps(body).encode()
+    resp.content_type = falcon.MEDIA_JSON
+
+
+def install(app: falcon.App) -> None:
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(sa_exc.SQLAlchemyError, handle_database_error)
+    app.add_error_handler(GatewayError, handle_gateway_error)
+    app.set_error_serializer(serialize_error)

@@ -1,0 +1,102 @@
+"""The OpenAPI 3 document of the gateway, built from the route list and the
+marshmallow schemas the resources validate their queries with, so it
+cannot drift from what the code accepts."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import fields, missing
+from marshmallow.validate import OneOf, Range
+
+from services.gateway.routes import Route
+from shared.states import STATES
+
+DOCUMENT_PATH = "/openapi.json"
+FIELD = re.compile(r"\{(\w+)(?::(\w+)[^}]*)?\}")
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ERROR_RESPONSES = {
+    "400": "A query parameter breaks its rule; the description names it",
+    "404": "Unknown state, agency or path, or a state without this route or data yet",
+    "503": "A backing service is down",
+}
+
+
+def _field_schema(field: fields.Field) -> dict:
+    if isinstance(field, fields.List):
+        return {"type": "array", "items": _field_schema(field.inner)}
+    if isinstance(field, fields.Integer):
+        schema = {"type": "integer"}
+    elif isinstance(field, fields.Date):
+        schema = {"type": "string", "format": "date"}
+    else:
+        schema = {"type": "string"}
+    for validator in field.validators:
+        if isinstance(validator, OneOf):
+            schema["enum"] = list(validator.choices)
+        elif isinstance(validator, Range) and schema["type"] == "integer":
+            schema.update(minimum=validator.min, maximum=validator.max)
+    if "pattern" in field.metadata:
+        schema["pattern"] = field.metadata["pattern"]
+    default = field.load_default
+    if default is not missing and default is not None and not callable(default):
+        schema["default"] = default
+    return schema
+
+
+def _query_parameters(resource) -> list[dict]:
+    query = getattr(resource, "query", None)
+    if query is None:
+        return []
+    return [{"name": name, "in": "query", "required": field.required,
+             "description": field.metadata.get("description", ""),
+             "schema": _field_schema(field),
+             **({"explode": True} if isinstance(field, fields.List) else {})}
+            for name, field in query().fields.items()]
+
+
+def _path_parameters(template: str, resource) -> list[dict]:
+    parameters = []
+    for name, converter in FIELD.findall(template):
+        if name == "state":
+            schema = {"type": "string", "enum": list(getattr(resource, "states", STATES))}
+        else:
+            schema = ({"type": "integer", "minimum": 1} if converter == "int"
+                      else {"type": "string"})
+        parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return parameters
+
+
+def _operation(route: Route) -> dict:
+    parameters = (_path_parameters(route.template, route.resource)
+                  + _query_parameters(route.resource))
+    responses = {"200": {"description": "OK", "content": {"application/json": {}}}}
+    if "{state}" in route.template:
+        responses["304"] = {"description": "Not modified since the ETag given"}
+        for status, description in ERROR_RESPONSES.items():
+            if status != "400" or any(p["in"] == "query" for p in parameters):
+                responses[status] = {"description": description,
+                                     "content": {"application/json": {"schema": ERROR}}}
+    elif route.template == "/readyz":
+        responses["503"] = {"description": ERROR_RESPONSES["503"],
+                            "content": {"application/json": {"schema": ERROR}}}
+    return {"summary": route.summary, "parameters": parameters, "responses": responses}
+
+
+def document(routes: list[Route]) -> dict:
+    paths = {FIELD.sub(r"{\1}", route.template): {"get": _operation(route)}
+             for route in routes}
+    paths[DOCUMENT_PATH] = {"get": {"summary": "This document", "responses": {
+        "200": {"description": "OK", "content": {"application/json": {}}}}}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Open Data Policing API", "version": "1.0"},
+        "paths": paths,
+        "components": {"schemas": {"Error": {
+            "type": "object",
+            "required": ["title", "description"],
+            "properties": {"title": {"type": "string"},
+                           "description": {"type": "string"}},
+        }}},
+    }

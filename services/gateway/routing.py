@@ -1,0 +1,60 @@
+"""Middleware deciding whether a path is answered at all, before any
+resource runs:
+
+- `TrailingSlashRedirect`: every public path ends with a slash; the same
+  path without it gets a 301 to the slashed path, query string kept.
+- `ServedStates`: a `{state}` in the path must be a known state that has
+  data and has this route; its current stats generation is read here, once
+  per request, into `req.context.generation` for the cache.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import falcon
+
+from services.gateway import queries
+from services.gateway.errors import NotFound
+from shared.states import STATES
+
+# States whose data the gateway can serve; md and il come later.
+SERVED_STATES = ("nc",)
+
+
+class TrailingSlashRedirect:
+    def __init__(self, router: falcon.routing.CompiledRouter):
+        self.router = router
+
+    def process_request(self, req, resp) -> None:
+        path = req.path
+        if path.endswith("/") or self.router.find(path) is not None:
+            return
+        if self.router.find(path + "/") is not None:
+            location = req.root_path + quote(path + "/")
+            if req.query_string:
+                location += "?" + req.query_string
+            raise falcon.HTTPMovedPermanently(location)
+
+
+class ServedStates:
+    def __init__(self, engine):
+        self.engine = engine
+
+    def process_resource(self, req, resp, resource, params) -> None:
+        code = params.get("state")
+        if code is None:
+            return
+        state = STATES.get(code)
+        if state is None:
+            raise NotFound(f"there is no state {code!r}; the states are "
+                           f"{', '.join(STATES)}")
+        if code not in SERVED_STATES:
+            raise NotFound(f"{state.name} ({code}) has no data yet")
+        if code not in resource.states:
+            raise NotFound(f"{state.name} ({code}) has no such route")
+        with self.engine.connect() as conn:
+            generation = queries.generation(conn, code)
+        if generation is None:
+            raise NotFound(f"{state.name} ({code}) has no data yet")
+        req.context.generation = generation
