@@ -2,6 +2,7 @@
 
     odp db setup                        create the database and roles, migrate
     odp ingest nc --url URL [--dest DIR] [--min-stop-id A --max-stop-id B]
+    odp facts STATE                     a state's landing-page facts
     odp run                             the whole stack, as `make run` starts it
 """
 
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--max-stop-id", type=int, help="load only stops up to this id (nc)")
     ingest.add_argument("--import-id", help="id for events and records (default: generated)")
 
+    facts = commands.add_parser(
+        "facts", help="print a state's landing-page facts (from the public API at ODP_URL)")
+    facts.add_argument("state", choices=sorted(STATES))
+
     commands.add_parser(
         "run", help="run every service, supervised, and load the sample releases",
         description="What `make run` starts: the services in one supervised process "
@@ -63,6 +68,15 @@ def main(argv=None) -> int:
         return 0
     if args.command == "ingest":
         return ingest(args, config)
+    if args.command == "facts":
+        from odp.facts import fetch_facts, format_facts
+
+        try:
+            print(format_facts(fetch_facts(config.odp_url, args.state)))
+        except (RuntimeError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "run":
         from odp.stack import run_stack
 

@@ -1,5 +1,6 @@
 """`odp run` (what `make run` starts): every service in one supervised
-process group, and the bundled sample releases imported through the bus.
+process group (ingest, stats, and the gateway under gunicorn), and the
+bundled sample releases imported through the bus.
 
 Each child's output is printed with its name in front; a child that dies is
 started again after a growing pause; Ctrl-C stops them all.
@@ -20,14 +21,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from shared.config import Config
-from shared.db import make_engine, schema_exists
+from shared.db import make_engine
 from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
 from shared.nameko_support import publisher
-from shared.tables import import_runs
+from shared.tables import generations, import_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {"nc": ROOT / "services" / "ingest" / "samples" / "nc_sample.zip"}
-READY_MARK = "services ready"
+NAMEKO_READY = "services ready"
+GUNICORN_READY = "Listening at: "
 COLORS = ("36", "33", "35", "32", "34", "31")
 
 
@@ -36,6 +38,7 @@ class Child:
     name: str
     argv: list[str]
     color: str
+    ready_mark: str = NAMEKO_READY
     process: subprocess.Popen | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     failures: int = 0
@@ -65,7 +68,7 @@ class Supervisor:
 
     def _pump(self, child: Child, process: subprocess.Popen) -> None:
         for line in process.stdout:
-            if READY_MARK in line:
+            if child.ready_mark in line:
                 child.ready.set()
             self.say(child.name, child.color, line.rstrip())
 
@@ -110,39 +113,61 @@ def ensure_env_file(path: Path = ROOT / ".env") -> None:
 
 
 def import_samples(config: Config, say) -> None:
-    """Request an import of each state's sample release that is not loaded yet,
-    the way the admin service does, and wait for its outcome."""
+    """Request an import of each state's sample release when the state has no
+    published numbers yet, the way the admin service does, and wait until
+    the stats service has refreshed them."""
     engine = make_engine(config)
     dispatch = publisher(config)
     try:
         for state, sample in SAMPLES.items():
-            with engine.connect() as conn:
-                if schema_exists(conn, state):
-                    say(f"{state} data already loaded; not importing the sample again")
-                    continue
+            if _generation(engine, state) is not None:
+                say(f"{state} data already loaded; not importing the sample again")
+                continue
             import_id = f"sample-{state}-{uuid.uuid4().hex[:8]}"
             say(f"importing the {state} sample release ({import_id})")
             dispatch(ADMIN_SOURCE, IMPORT_REQUESTED,
                      {"import_id": import_id, "state": state, "url": sample.as_uri()})
             status, result = _wait_for_run(engine, import_id)
-            if status == "loaded":
-                say(f"{state} sample loaded: {result['payload']['counts']}")
-            else:
+            if status != "loaded":
                 say(f"{state} sample import ended {status}: "
                     f"{(result or {}).get('payload', {}).get('error')}")
+                continue
+            say(f"{state} sample loaded: {result['payload']['counts']}")
+            version = result["payload"]["data_version"]
+            if _wait(lambda state=state, version=version:
+                     (_generation(engine, state) or 0) >= version):
+                say(f"{state} numbers refreshed and served")
+            else:
+                say(f"{state} numbers were not refreshed in time; see the stats log")
     finally:
         engine.dispose()
 
 
-def _wait_for_run(engine, import_id: str, timeout: float = 600):
+def _generation(engine, state: str) -> int | None:
+    """The data version the state's published numbers were computed from."""
+    with engine.connect() as conn:
+        return conn.execute(select(generations.c.data_version)
+                            .where(generations.c.state == state)).scalar()
+
+
+def _wait(predicate, timeout: float = 600) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            row = conn.execute(select(import_runs.c.status, import_runs.c.result)
-                               .where(import_runs.c.import_id == import_id)).first()
-        if row and row.status in ("loaded", "failed"):
-            return row.status, row.result
+        if predicate():
+            return True
         time.sleep(0.5)
+    return False
+
+
+def _wait_for_run(engine, import_id: str):
+    def ended():
+        with engine.connect() as conn:
+            return conn.execute(select(import_runs.c.status, import_runs.c.result)
+                                .where(import_runs.c.import_id == import_id)).first()
+
+    if _wait(lambda: (row := ended()) is not None and row.status in ("loaded", "failed")):
+        row = ended()
+        return row.status, row.result
     return "still running", None
 
 
@@ -150,7 +175,13 @@ def run_stack(config: Config) -> int:
     ensure_env_file()
     config = Config.from_env().with_changes(allow_file_urls=True)
     environ = config.as_environ()
-    children = [Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0])]
+    children = [
+        Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0]),
+        Child("stats", [sys.executable, "-m", "services.stats"], COLORS[1]),
+        Child("gateway", [sys.executable, "-m", "gunicorn", "--workers", "2",
+                          "--bind", f"127.0.0.1:{config.port}", "--access-logfile", "-",
+                          "services.gateway.wsgi:app"], COLORS[2], GUNICORN_READY),
+    ]
     supervisor = Supervisor(children, environ)
 
     def on_signal(signum, frame):
@@ -170,7 +201,8 @@ def run_stack(config: Config) -> int:
                 say(f"{child.name} did not become ready; see its log above")
                 return
         import_samples(config, say)
-        say("the platform is running; press Ctrl-C to stop it")
+        say(f"the platform is running: http://localhost:{config.port}/nc/api/facts/ "
+            "(Ctrl-C stops it)")
 
     threading.Thread(target=bring_up, daemon=True).start()
     supervisor.watch()

@@ -9,7 +9,7 @@ win), so `make run` can keep a generated operator token there.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -55,7 +55,6 @@ class Config:
     ingest_max_reject_share: float = 0.01
     ingest_max_unzipped_bytes: int = 64 * 1024**3
     download_timeout: float = 60.0
-    extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -105,19 +104,29 @@ class Config:
     def as_environ(self) -> dict[str, str]:
         """The settings as environment variables, for child processes (with
         PATH and the like, so the child finds the same interpreter)."""
-        names = {
-            "database_url": "DATABASE_URL", "amqp_uri": "AMQP_URI",
-            "amqp_heartbeat": "AMQP_HEARTBEAT", "data_dir": "DATA_DIR",
-            "nc_ftp_host": "NC_FTP_HOST", "nc_ftp_user": "NC_FTP_USER",
-            "nc_ftp_password": "NC_FTP_PASSWORD", "log_level": "LOG_LEVEL",
-            "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
-            "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
-            "download_timeout": "DOWNLOAD_TIMEOUT",
-        }
         environ = {key: value for key, value in os.environ.items() if key in PASSED_ON}
-        environ.update({env: str(getattr(self, attr)) for attr, env in names.items()})
-        environ["ODP_ALLOW_FILE_URLS"] = "1" if self.allow_file_urls else "0"
-        environ["MEMCACHED_SERVERS"] = ",".join(self.memcached_servers)
+        for attr, name in ENVIRONMENT_NAMES.items():
+            value = getattr(self, attr)
+            if isinstance(value, bool):
+                value = "1" if value else "0"
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            environ[name] = str(value)
         return environ
 
 
+# Every setting and its variable, for handing the settings to a child process.
+ENVIRONMENT_NAMES = {
+    "database_url": "DATABASE_URL", "amqp_uri": "AMQP_URI",
+    "amqp_heartbeat": "AMQP_HEARTBEAT", "memcached_servers": "MEMCACHED_SERVERS",
+    "smtp_host": "SMTP_HOST", "smtp_port": "SMTP_PORT", "mail_from": "MAIL_FROM",
+    "data_dir": "DATA_DIR", "allow_file_urls": "ODP_ALLOW_FILE_URLS",
+    "nc_ftp_host": "NC_FTP_HOST", "nc_ftp_user": "NC_FTP_USER",
+    "nc_ftp_password": "NC_FTP_PASSWORD", "nc_auto_import_monitors": "NC_AUTO_IMPORT_MONITORS",
+    "census_api_url": "CENSUS_API_URL", "census_api_key": "CENSUS_API_KEY",
+    "census_years": "CENSUS_YEARS", "admin_tokens": "ODP_ADMIN_TOKENS", "odp_url": "ODP_URL",
+    "odp_token": "ODP_TOKEN", "port": "PORT", "log_level": "LOG_LEVEL",
+    "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
+    "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
+    "download_timeout": "DOWNLOAD_TIMEOUT",
+}

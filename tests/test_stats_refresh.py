@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
+from odp.facts import format_facts
 from services.ingest.pipeline import run_import
-from services.stats.facts import format_facts
 from services.stats.refresh import refresh
 from tests.test_nc_pipeline import ALDER, BIRCHWOOD, PATROL, request, small_release
 

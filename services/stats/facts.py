@@ -44,18 +44,3 @@ def nc_facts(conn) -> dict:
 
 
 FACTS = {"nc": nc_facts}
-
-
-def format_facts(facts: dict) -> str:
-    """The facts as `odp facts` prints them (the original site's seed format)."""
-    lines = [
-        f"Timeframe: {facts['start_date']} - {facts['end_date']}",
-        f"Stops: {facts['total_stops']:,}",
-        f"Searches: {facts['total_searches']:,}",
-        f"Agencies: {facts['total_agencies']:,}",
-        "",
-        "Top 5:",
-    ]
-    lines += [f"Id {agency['id']}: {agency['name']} {agency['stops']:,}"
-              for agency in facts["top_agencies"]]
-    return "\n".join(lines)
