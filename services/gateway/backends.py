@@ -61,7 +61,10 @@ def cache_client(config: Config) -> HashClient:
     # are skipped for a while instead of costing a timeout on every request.
     return HashClient(list(config.memcached_servers), connect_timeout=CACHE_TIMEOUT,
                       timeout=CACHE_TIMEOUT, ignore_exc=True, retry_attempts=1,
-                      dead_timeout=CACHE_DEAD_SECONDS, use_pooling=True)
+                      dead_timeout=CACHE_DEAD_SECONDS, use_pooling=True,
+                      # Sets are not waited for; without TCP_NODELAY the next
+                      # command on the connection stalls ~40 ms behind them.
+                      no_delay=True)
 
 
 def build_deps(config: Config) -> Deps:

@@ -75,10 +75,13 @@ def stop_counts(conn: Connection, state: str, agency_id: int, officer: str | Non
     """(year, code, race, ethnicity, stops) rows of the agency's summary."""
     code, join = GROUPS[group]
     conditions = ["agency_id = :agency_id", SELECTIONS[selection]]
+    # Without an officer, the roll-up over officers has far fewer rows to add.
+    table = f"stats.{state}_agency_summary"
     if officer is not None:
         conditions.append("officer_id = :officer")
+        table = f"stats.{state}_stop_summary"
     sql = (f"SELECT year, {code} AS code, race, ethnicity, sum(stops)::bigint AS stops "
-           f"FROM stats.{state}_stop_summary {join} "
+           f"FROM {table} {join} "
            f"WHERE {' AND '.join(conditions)} "
            "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2")
     return conn.execute(text(sql), {"agency_id": agency_id, "officer": officer}).all()

@@ -61,9 +61,9 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
         data_version, import_id = max(candidates)
         if current is not None and current.data_version >= data_version:
             return None
-        building = summaries.build(conn, state)
+        summaries.build(conn, state)
         state_facts = FACTS[state](conn)
-        summaries.swap(conn, state, building)
+        summaries.swap(conn, state)
         conn.execute(insert(facts).values(state=state, facts=state_facts)
                      .on_conflict_do_update(index_elements=[facts.c.state],
                                             set_={"facts": state_facts}))

@@ -54,24 +54,57 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
 SUMMARIES = {"nc": NC_SUMMARY}
 
+# Without an officer filter the endpoints read this roll-up of the summary
+# over officers: a tenth of its rows for a large agency.
+AGENCY_ROLLUP = """
+CREATE TABLE {table} AS
+SELECT agency_id, year, purpose, race, ethnicity, searched, search_types, engage_force,
+       contraband, sum(stops)::integer AS stops
+FROM {summary}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
 
 def summary_table(state: str) -> str:
+    """Stops by agency and officer (and every other grouping the API needs)."""
     return f"stats.{state}_stop_summary"
 
 
-def build(conn, state: str) -> str:
-    """Build the state's summary under a new name; return that name."""
-    building = f"{summary_table(state)}_building"
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {building}")
-    conn.exec_driver_sql(SUMMARIES[state].format(table=building,
+def agency_table(state: str) -> str:
+    """The same, rolled up over officers."""
+    return f"stats.{state}_agency_summary"
+
+
+def _building(table: str) -> str:
+    return f"{table}_building"
+
+
+def _index_names(table: str) -> dict[str, str]:
+    name = table.split(".")[1]
+    return {f"{name}_building_agency": f"{name}_agency"}
+
+
+def build(conn, state: str) -> None:
+    """Build the state's summaries under their building names."""
+    summary, rollup = _building(summary_table(state)), _building(agency_table(state))
+    for table in (rollup, summary):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    conn.exec_driver_sql(SUMMARIES[state].format(table=summary,
                                                  time_zone=STATES[state].time_zone))
-    conn.exec_driver_sql(f"CREATE INDEX ON {building} (agency_id, year)")
-    conn.exec_driver_sql(f"CREATE INDEX ON {building} (agency_id, officer_id)")
-    conn.exec_driver_sql(f"GRANT SELECT ON {building} TO {READER_ROLE}")
-    return building
+    conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
+    for table, columns in ((summary, "agency_id, officer_id"), (rollup, "agency_id, year")):
+        (index,) = _index_names(table.removesuffix("_building"))
+        conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
+        # Fresh statistics now: the planner's guesses for a new table are off by
+        # orders of magnitude until autovacuum comes by.
+        conn.exec_driver_sql(f"ANALYZE {table}")
+        conn.exec_driver_sql(f"GRANT SELECT ON {table} TO {READER_ROLE}")
 
 
-def swap(conn, state: str, building: str) -> None:
-    live = summary_table(state)
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
-    conn.exec_driver_sql(f"ALTER TABLE {building} RENAME TO {live.split('.')[1]}")
+def swap(conn, state: str) -> None:
+    """Put the built summaries in place of the live ones (caller's transaction)."""
+    for live in (summary_table(state), agency_table(state)):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
+        conn.exec_driver_sql(f"ALTER TABLE {_building(live)} RENAME TO {live.split('.')[1]}")
+        for building_index, index in _index_names(live).items():
+            conn.exec_driver_sql(f"ALTER INDEX stats.{building_index} RENAME TO {index}")
