@@ -7,6 +7,7 @@ ingest service run as a process the way `make run` runs it.
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -146,13 +147,16 @@ def events(base_config):
 class ServiceProcess:
     """`python -m services.<name>`, started as `make run` starts it."""
 
-    def __init__(self, config: Config, module: str = "services.ingest", **environ):
+    def __init__(self, config: Config, module: str = "services.ingest", argv=None,
+                 ready_mark: str = "services ready", **environ):
         self.output: list[str] = []
         self.ready = threading.Event()
         env = config.as_environ() | {"PYTHONUNBUFFERED": "1"} | environ
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=env,
+            argv or [sys.executable, "-m", module], cwd=ROOT, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.ready_mark = ready_mark
+        self.module = module
         threading.Thread(target=self._pump, daemon=True).start()
         if not self.ready.wait(60):
             self.stop()
@@ -161,7 +165,7 @@ class ServiceProcess:
     def _pump(self) -> None:
         for line in self.process.stdout:
             self.output.append(line)
-            if "services ready" in line:
+            if self.ready_mark in line:
                 self.ready.set()
 
     def log(self) -> str:
@@ -182,14 +186,36 @@ def start_service(config):
     """start_service("services.stats", NAME=value) -> a running ServiceProcess."""
     started = []
 
-    def start(module: str, **environ) -> ServiceProcess:
-        service = ServiceProcess(config, module, **environ)
+    def start(module: str, **options) -> ServiceProcess:
+        service = ServiceProcess(config, module, **options)
         started.append(service)
         return service
 
+    def stop_all(module: str) -> None:
+        for service in started:
+            if service.module == module:
+                service.stop()
+
+    start.stop_all = stop_all
     yield start
     for service in started:
         service.stop()
+
+
+@pytest.fixture
+def start_gateway(start_service):
+    """The gateway under gunicorn on a free port; returns its base URL."""
+    def start(**environ) -> str:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--no-control-socket",
+                "--bind", f"127.0.0.1:{port}", "services.gateway.wsgi:app"]
+        start_service("gateway", argv=argv, ready_mark="Listening at: ", PORT=str(port),
+                      **environ)
+        return f"http://127.0.0.1:{port}"
+
+    return start
 
 
 @pytest.fixture

@@ -59,8 +59,11 @@ class ResponseCache:
             resp.data = body
             resp.content_type = falcon.MEDIA_JSON
             resp.complete = True
+            # Tells operators (and the stats service's cache priming) what answered.
+            resp.set_header("X-Cache", "hit")
         else:
             req.context.cache_key = key
+            resp.set_header("X-Cache", "miss")
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         etag = req.context.get("etag")

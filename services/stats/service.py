@@ -10,12 +10,14 @@ import logging
 
 from nameko.events import event_handler
 from nameko.timer import timer
+from sqlalchemy import select
 
+from services.stats.priming import prime
 from services.stats.refresh import refresh
 from shared import outbox
 from shared.events import DATASET_LOADED, DatasetLoaded, ValidationError
 from shared.nameko_support import Database, Settings, publisher
-from shared.tables import stats_outbox
+from shared.tables import facts, stats_outbox
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +40,21 @@ class StatsService:
             return
         log.info("%s data version %s loaded (import %s); refreshing", loaded["state"],
                  loaded["data_version"], loaded["import_id"])
-        refresh(self.db, loaded["state"], loaded["data_version"])
+        refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
+        if refreshed is not None:
+            self._prime(loaded["state"])
         try:
             self.relay_outbox()
         except Exception:  # stays in the outbox; the timer sends it
             log.exception("could not publish the outbox now")
+
+    def _prime(self, state: str) -> None:
+        with self.db.connect() as conn:
+            state_facts = conn.execute(select(facts.c.facts)
+                                       .where(facts.c.state == state)).scalar()
+        top = [agency["id"] for agency in state_facts["top_agencies"]]
+        answered = prime(self.config.odp_url, state, top)
+        log.info("%s: %d pages of the %d largest agencies cached", state, answered, len(top))
 
     @timer(interval=10, eager=True)
     def relay_outbox(self) -> None:

@@ -1,0 +1,91 @@
+"""The whole flow as `make run` runs it: ingest, stats and the gateway under
+gunicorn as processes, a release imported with `odp ingest`, and the
+numbers read over HTTP. Nothing is published by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import requests
+
+from services.gateway.resources.aggregates import AGGREGATES
+from shared.api import AGGREGATE_PATHS
+from tests.conftest import ROOT
+
+AGENCY = "Juniper End-to-End Police Department"
+
+
+def release_of(stops: int):
+    def write(writer):
+        for stop_id in range(1, stops + 1):
+            writer.stop(stop_id, AGENCY, f"2016-0{1 + stop_id % 9}-10 10:00:00")
+            writer.person(stop_id, stop_id, "D", race="B" if stop_id % 2 else "W")
+    return write
+
+
+def odp_ingest(config, url: str) -> str:
+    import_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    subprocess.run([sys.executable, "-m", "odp", "ingest", "nc", "--url", url,
+                    "--import-id", import_id], cwd=ROOT, env=config.as_environ(),
+                   check=True, capture_output=True, timeout=300)
+    return import_id
+
+
+def agency_id(base: str) -> int:
+    agencies = requests.get(f"{base}/nc/api/agency/", timeout=10).json()
+    return next(agency["id"] for agency in agencies if agency["name"] == AGENCY)
+
+
+def test_new_numbers_reach_http_after_the_refresh_and_not_before(
+        config, release, events, start_service, start_gateway):
+    base = start_gateway()
+    start_service("services.ingest")
+    start_service("services.stats", ODP_URL=base)
+
+    first = odp_ingest(config, release(release_of(3)).as_uri())
+    events.wait_for("stats_refreshed", first)
+    stops_url = f"{base}/nc/api/agency/{agency_id(base)}/stops/"
+    before = requests.get(stops_url, timeout=10)
+    assert before.status_code == 200
+    assert before.json() == [{"year": 2016, "asian": 0, "black": 2, "hispanic": 0,
+                              "native_american": 0, "non-hispanic": 3, "other": 0,
+                              "white": 1}]
+
+    # The stats service is down: the new release is live in nc, but the
+    # published numbers stay those of the last refresh.
+    start_service.stop_all("services.stats")
+    second = odp_ingest(config, release(release_of(5)).as_uri())
+    events.wait_for("dataset_loaded", second)
+    unchanged = requests.get(stops_url, timeout=10)
+    assert unchanged.json() == before.json()
+    assert unchanged.headers["ETag"] == before.headers["ETag"]
+
+    start_service("services.stats", ODP_URL=base)
+    events.wait_for("stats_refreshed", second)
+    after = requests.get(stops_url, timeout=10)
+    assert after.json()[0]["black"] == 3 and after.json()[0]["white"] == 2
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert requests.get(stops_url, headers={"If-None-Match": after.headers["ETag"]},
+                        timeout=10).status_code == 304
+
+
+def test_the_largest_agencies_are_cached_before_the_refresh_is_announced(
+        config, release, events, start_service, start_gateway):
+    base = start_gateway()
+    start_service("services.ingest")
+    start_service("services.stats", ODP_URL=base)
+    import_id = odp_ingest(config, release(release_of(4)).as_uri())
+    refreshed = events.wait_for("stats_refreshed", import_id)
+
+    facts = requests.get(f"{base}/nc/api/facts/", timeout=10).json()
+    top = facts["top_agencies"][0]["id"]
+    for name in AGGREGATE_PATHS["nc"]:
+        response = requests.get(f"{base}/nc/api/agency/{top}/{name}/", timeout=10)
+        assert response.headers["X-Cache"] == "hit", name
+    assert refreshed["generation"] >= 1
+
+
+def test_the_warmed_paths_are_the_gateways_routes():
+    assert set(AGGREGATE_PATHS["nc"]) == set(AGGREGATES)
