@@ -17,12 +17,20 @@ from tests.conftest import ROOT
 AGENCY = "Juniper End-to-End Police Department"
 
 
-def release_of(stops: int):
+def release_of(stops: int, newcomer: str | None = None):
     def write(writer):
         for stop_id in range(1, stops + 1):
             writer.stop(stop_id, AGENCY, f"2016-0{1 + stop_id % 9}-10 10:00:00")
             writer.person(stop_id, stop_id, "D", race="B" if stop_id % 2 else "W")
+        if newcomer:
+            writer.stop(stops + 1, newcomer, "2016-05-05 10:00:00")
+            writer.person(stops + 1, stops + 1)
     return write
+
+
+def agency_names(base: str) -> set[str]:
+    return {agency["name"] for agency in requests.get(f"{base}/nc/api/agency/",
+                                                      timeout=10).json()}
 
 
 def odp_ingest(config, url: str) -> str:
@@ -56,17 +64,20 @@ def test_new_numbers_reach_http_after_the_refresh_and_not_before(
     # The stats service is down: the new release is live in nc, but the
     # published numbers stay those of the last refresh.
     start_service.stop_all("services.stats")
-    second = odp_ingest(config, release(release_of(5)).as_uri())
+    newcomer = f"Newcomer Police Department {uuid.uuid4().hex[:6]}"
+    second = odp_ingest(config, release(release_of(5, newcomer)).as_uri())
     events.wait_for("dataset_loaded", second)
     unchanged = requests.get(stops_url, timeout=10)
     assert unchanged.json() == before.json()
     assert unchanged.headers["ETag"] == before.headers["ETag"]
+    assert newcomer not in agency_names(base)
 
     start_service("services.stats", ODP_URL=base)
     events.wait_for("stats_refreshed", second)
     after = requests.get(stops_url, timeout=10)
     assert after.json()[0]["black"] == 3 and after.json()[0]["white"] == 2
     assert after.headers["ETag"] != before.headers["ETag"]
+    assert newcomer in agency_names(base)
     assert requests.get(stops_url, headers={"If-None-Match": after.headers["ETag"]},
                         timeout=10).status_code == 304
 

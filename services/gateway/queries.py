@@ -1,7 +1,8 @@
 """Every SQL statement the gateway runs, each a function of a connection.
 
-Aggregates read `stats.<state>_stop_summary` (rebuilt by each stats
-refresh); agencies and find-a-stop read the live state schema. Only the
+Aggregates and agencies read the tables each stats refresh rebuilds
+(`stats.<state>_agency_summary`, `_stop_summary`, `_agencies`), so they
+change together; find-a-stop reads the live state schema. Only the
 state code and fixed fragments written here are put into SQL text; every
 value a client sends is a bound parameter.
 """
@@ -36,12 +37,12 @@ def generation(conn: Connection, state: str) -> Generation | None:
 
 
 def agencies(conn: Connection, state: str) -> list[dict]:
-    rows = conn.execute(text(f"SELECT id, name FROM {state}.agency ORDER BY name, id"))
+    rows = conn.execute(text(f"SELECT id, name FROM stats.{state}_agencies ORDER BY name, id"))
     return [{"id": row.id, "name": row.name} for row in rows]
 
 
 def agency(conn: Connection, state: str, agency_id: int) -> dict | None:
-    row = conn.execute(text(f"SELECT id, name FROM {state}.agency WHERE id = :id"),
+    row = conn.execute(text(f"SELECT id, name FROM stats.{state}_agencies WHERE id = :id"),
                        {"id": agency_id}).first()
     return {"id": row.id, "name": row.name} if row else None
 

@@ -65,6 +65,15 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 
 
+# The agencies the published numbers speak of: the API lists these, so the
+# list changes with the numbers, not when the ingest swap lands before them.
+AGENCY_SNAPSHOT = "CREATE TABLE {table} AS SELECT id, name FROM {state}.agency"
+
+
+def agencies_table(state: str) -> str:
+    return f"stats.{state}_agencies"
+
+
 def summary_table(state: str) -> str:
     """Stops by agency and officer (and every other grouping the API needs)."""
     return f"stats.{state}_stop_summary"
@@ -81,18 +90,23 @@ def _building(table: str) -> str:
 
 def _index_names(table: str) -> dict[str, str]:
     name = table.split(".")[1]
-    return {f"{name}_building_agency": f"{name}_agency"}
+    return {f"{name}_building_key": f"{name}_key"}
+
+
+LIVE_TABLES = (summary_table, agency_table, agencies_table)
 
 
 def build(conn, state: str) -> None:
     """Build the state's summaries under their building names."""
-    summary, rollup = _building(summary_table(state)), _building(agency_table(state))
-    for table in (rollup, summary):
+    summary, rollup, names = (_building(table(state)) for table in LIVE_TABLES)
+    for table in (rollup, summary, names):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     conn.exec_driver_sql(SUMMARIES[state].format(table=summary,
                                                  time_zone=STATES[state].time_zone))
     conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
-    for table, columns in ((summary, "agency_id, officer_id"), (rollup, "agency_id, year")):
+    conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state))
+    for table, columns in ((summary, "agency_id, officer_id"), (rollup, "agency_id, year"),
+                           (names, "id")):
         (index,) = _index_names(table.removesuffix("_building"))
         conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
         # Fresh statistics now: the planner's guesses for a new table are off by
@@ -103,7 +117,7 @@ def build(conn, state: str) -> None:
 
 def swap(conn, state: str) -> None:
     """Put the built summaries in place of the live ones (caller's transaction)."""
-    for live in (summary_table(state), agency_table(state)):
+    for live in (table(state) for table in LIVE_TABLES):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
         conn.exec_driver_sql(f"ALTER TABLE {_building(live)} RENAME TO {live.split('.')[1]}")
         for building_index, index in _index_names(live).items():
