@@ -531,8 +531,8 @@ def main(argv=None) -> int:
           f"{args.load_processes} processes x {args.load_threads} threads; latency under load "
           f"p50 {load['p50'] * 1000:.1f} ms, p99 {load['p99'] * 1000:.1f} ms{hits})")
     print(f"stats refresh: {refresh_seconds:.1f}s for {total_stops:,} stops; the summary "
-          "table had " + (f"been analyzed at {analyzed:%H:%M:%S} (by autovacuum, not the "
-                          "refresh)" if analyzed else "no planner statistics (never analyzed)"))
+          "table was " + (f"last analyzed at {analyzed:%H:%M:%S}" if analyzed
+                          else "analyzed in the refresh's own transaction"))
 
     refresh_target = REFRESH_TARGET
     print("\ntargets:")

@@ -97,6 +97,14 @@ def test_the_largest_agencies_are_cached_before_the_refresh_is_announced(
         assert response.headers["X-Cache"] == "hit", name
     assert refreshed["generation"] >= 1
 
+    printed = subprocess.run([sys.executable, "-m", "odp", "facts", "nc"], cwd=ROOT,
+                             env=config.as_environ() | {"ODP_URL": base},
+                             capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith(f"Timeframe: {facts['start_date']} - "
+                                     f"{facts['end_date']}\nStops: {facts['total_stops']:,}\n")
+    assert f"Id {top}: " in printed.stdout
+
 
 def test_the_warmed_paths_are_the_gateways_routes():
     assert set(AGGREGATE_PATHS["nc"]) == set(AGGREGATES)
