@@ -22,6 +22,12 @@ from shared.config import Config
 from shared.db import make_engine, psycopg2_dsn
 from shared.dbsetup import setup
 from tests.support.broker import EventListener
+from tests.support.gateway import (
+    agency_ids,
+    gateway_client,
+    load_and_refresh,
+    town_release,
+)
 from tests.support.servers import FileServer, FtpServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,6 +124,21 @@ def release(tmp_path):
         return zip_release(folder, folder / zip_name, **kwargs)
 
     return build
+
+
+@pytest.fixture
+def client(config):
+    """A falcon TestClient of the gateway built with the test's settings."""
+    with gateway_client(config) as client:
+        yield client
+
+
+@pytest.fixture
+def town(config, engine, release, client) -> dict[str, int]:
+    """The gateway tests' hand-built release, loaded and refreshed: agency ids
+    by name."""
+    load_and_refresh(config, engine, release, town_release)
+    return agency_ids(client)
 
 
 @pytest.fixture

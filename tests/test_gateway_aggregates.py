@@ -6,29 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_gateway_support import (
+from tests.support.gateway import (
     ALDER,
     BIRCHWOOD,
     QUIET,
-    agency_ids,
     assert_families_sum_alike,
-    gateway_client,
-    load_and_refresh,
     row,
-    town_release,
 )
-
-
-@pytest.fixture
-def client(config):
-    with gateway_client(config) as client:
-        yield client
-
-
-@pytest.fixture
-def town(config, engine, release, client) -> dict[str, int]:
-    load_and_refresh(config, engine, release, town_release)
-    return agency_ids(client)
 
 
 def get(client, path: str, **params):

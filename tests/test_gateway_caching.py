@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import event
 
 from services.gateway.backends import Deps, build_deps, cache_client, reader_engine
-from tests.test_gateway_support import (
+from tests.support.gateway import (
     ALDER,
-    agency_ids,
     gateway_client,
     load_and_refresh,
     row,
@@ -60,12 +59,6 @@ def statements(deps) -> list[str]:
 def client(config, deps):
     with gateway_client(config, deps) as client:
         yield client
-
-
-@pytest.fixture
-def town(config, engine, release, client) -> dict[str, int]:
-    load_and_refresh(config, engine, release, town_release)
-    return agency_ids(client)
 
 
 def generation(db) -> int:

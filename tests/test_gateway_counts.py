@@ -11,7 +11,7 @@ from services.gateway.counts import count_rows
 from services.gateway.errors import BadParameter
 from services.gateway.validation import AggregateQuery, FindStopsQuery, load
 from shared.states import NC_PURPOSES
-from tests.test_gateway_support import row
+from tests.support.gateway import row
 
 
 def test_a_driver_counts_once_by_race_and_once_by_ethnicity():

@@ -9,27 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import InternalError, ProgrammingError
 
 from services.gateway.backends import build_deps
-from tests.test_gateway_support import (
+from tests.support.gateway import (
     ALDER,
     BIRCHWOOD,
     QUIET,
-    agency_ids,
     gateway_client,
-    load_and_refresh,
-    town_release,
 )
-
-
-@pytest.fixture
-def client(config):
-    with gateway_client(config) as client:
-        yield client
-
-
-@pytest.fixture
-def town(config, engine, release, client) -> dict[str, int]:
-    load_and_refresh(config, engine, release, town_release)
-    return agency_ids(client)
 
 
 def test_healthz_says_ok(client):
