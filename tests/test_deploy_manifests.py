@@ -25,7 +25,12 @@ K8S_DIR = ROOT / "k8s"
 CONFIG_SOURCE = ROOT / "shared" / "config.py"
 
 INGEST_COMMAND = ["python", "-m", "services.ingest"]
+STATS_COMMAND = ["python", "-m", "services.stats"]
 MIGRATE_COMMAND = ["odp", "db", "setup"]
+GATEWAY_APP = "services.gateway.wsgi:app"
+# Compose services still to be written, kept out of a plain `docker compose up`.
+NOT_YET_WRITTEN = {"admin", "census"}
+NOT_YET_WRITTEN_PROFILE = "next"
 # Settings that must never sit in a ConfigMap, where anyone who can read
 # the namespace's configuration sees them.
 SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_FTP_PASSWORD", "ODP_ADMIN_TOKENS",
@@ -139,6 +144,45 @@ def container_environment(container: dict, documents: list[dict]) -> dict[str, s
     return environment
 
 
+def gunicorn_app(command: list[str]) -> str:
+    """The WSGI app a gunicorn command serves: its last argument."""
+    assert command[0] == "gunicorn", f"not a gunicorn command: {command}"
+    assert not command[-1].startswith("-"), f"gunicorn command without an app: {command}"
+    return command[-1]
+
+
+def gunicorn_bind(command: list[str]) -> tuple[str, int]:
+    """The host and port of a gunicorn command's one --bind (or -b)."""
+    binds = []
+    for index, argument in enumerate(command):
+        if argument in ("--bind", "-b"):
+            binds.append(command[index + 1])
+        elif argument.startswith("--bind="):
+            binds.append(argument.partition("=")[2])
+    assert len(binds) == 1, f"expected one --bind in {command}"
+    host, _, port = binds[0].rpartition(":")
+    return host, int(port)
+
+
+def container_port(container: dict, port: int | str) -> int:
+    """A probe's or Service's port (a number or a port name) as a number."""
+    if isinstance(port, int):
+        return port
+    named = {entry.get("name"): entry["containerPort"] for entry in container.get("ports", [])}
+    assert port in named, f"container {container['name']} has no port named {port!r}"
+    return named[port]
+
+
+def service_for_host(documents: list[dict], host: str) -> dict:
+    """The Service a URL's host names: `NAME` or `NAME.NAMESPACE.svc[.cluster.local]`."""
+    name, *rest = host.split(".")
+    service = find(documents, "Service", name)
+    if rest:
+        assert rest[0] == service["metadata"]["namespace"] and rest[1:] in (
+            ["svc"], ["svc", "cluster", "local"]), f"{host} is not Service {name}'s name"
+    return service
+
+
 def module_file(module: str) -> Path | None:
     base = ROOT.joinpath(*module.split("."))
     for candidate in (base / "__main__.py", base.with_suffix(".py")):
@@ -216,10 +260,47 @@ def test_compose_default_services_run_code_that_exists(compose):
         if command[:2] == ["python", "-m"]:
             assert module_file(command[2]), f"{name} runs missing module {command[2]}"
         elif command[0] == "gunicorn":
-            module = command[1].partition(":")[0]
-            assert module_file(module), f"{name} serves missing module {module}"
+            module, _, attribute = gunicorn_app(command).partition(":")
+            path = module_file(module)
+            assert path, f"{name} serves missing module {module}"
+            assert re.search(rf"^{attribute or 'application'}\s*=", path.read_text(), re.M), (
+                f"{name} serves {attribute!r}, which {module} does not define")
         else:
             assert command[0] in scripts, f"{name} runs {command[0]}, not a declared script"
+
+
+def test_compose_starts_stats_and_gateway_by_default(compose):
+    services = compose["services"]
+    for name in ("migrate", "ingest", "stats", "gateway"):
+        assert not services[name].get("profiles"), (
+            f"compose service {name} sits behind a profile; `docker compose up` skips it")
+    for name in NOT_YET_WRITTEN:
+        assert services[name].get("profiles") == [NOT_YET_WRITTEN_PROFILE], (
+            f"compose service {name} is not written yet; keep it under the "
+            f"{NOT_YET_WRITTEN_PROFILE!r} profile")
+
+
+def test_compose_gateway_serves_the_wsgi_app(compose):
+    gateway = compose["services"]["gateway"]
+    command = compose_command(gateway)
+    assert gunicorn_app(command) == GATEWAY_APP
+    host, port = gunicorn_bind(command)
+    assert host == "0.0.0.0", "a gateway bound to localhost is unreachable from the others"
+    assert compose_environment(gateway)["PORT"] == str(port)
+    published = {str(entry).rpartition(":")[2] if not isinstance(entry, dict)
+                 else str(entry["target"]) for entry in gateway.get("ports", [])}
+    assert str(port) in published, f"the gateway's port {port} is not published"
+    probe = " ".join(gateway["healthcheck"]["test"])
+    assert f":{port}/healthz" in probe, "the gateway's healthcheck must ask /healthz"
+
+
+def test_compose_stats_runs_the_stats_service_and_reaches_the_gateway(compose):
+    stats = compose["services"]["stats"]
+    assert compose_command(stats) == STATS_COMMAND
+    odp_url = urlsplit(compose_environment(stats)["ODP_URL"])
+    assert odp_url.hostname == "gateway", "stats warms the cache through the gateway"
+    _, port = gunicorn_bind(compose_command(compose["services"]["gateway"]))
+    assert odp_url.port == port, f"ODP_URL's port is not the gateway's {port}"
 
 
 def test_compose_urls_reach_the_backing_services(compose):
@@ -321,6 +402,50 @@ def test_k8s_migrate_job_runs_odp_db_setup(k8s_documents):
     assert container_command(container) == MIGRATE_COMMAND
 
 
+def test_k8s_gateway_serves_the_wsgi_app_with_probes(k8s_documents):
+    gateway = find(k8s_documents, "Deployment", "gateway")
+    (container,) = containers(gateway)
+    command = container_command(container)
+    assert gunicorn_app(command) == GATEWAY_APP
+    host, port = gunicorn_bind(command)
+    assert host == "0.0.0.0", "a gateway bound to localhost is unreachable from the Service"
+    assert port in {entry["containerPort"] for entry in container["ports"]}
+    assert container_environment(container, k8s_documents)["PORT"] == str(port)
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        request = container[probe]["httpGet"]
+        assert request["path"] == path, f"the gateway's {probe} must ask {path}"
+        assert container_port(container, request["port"]) == port, (
+            f"the gateway's {probe} asks a port gunicorn does not listen on")
+
+
+def test_k8s_gateway_service_reaches_the_gateway_pods(k8s_documents):
+    gateway = find(k8s_documents, "Deployment", "gateway")
+    (container,) = containers(gateway)
+    _, port = gunicorn_bind(container_command(container))
+    service = find(k8s_documents, "Service", "gateway")
+    labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    for entry in service["spec"]["ports"]:
+        assert container_port(container, entry.get("targetPort", entry["port"])) == port
+
+
+def test_k8s_gateway_is_autoscaled_from_two_replicas(k8s_documents):
+    (autoscaler,) = [doc for doc in k8s_documents if doc["kind"] == "HorizontalPodAutoscaler"
+                     and doc["spec"]["scaleTargetRef"]["name"] == "gateway"]
+    assert autoscaler["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    assert autoscaler["spec"]["minReplicas"] >= 2, "one gateway pod is a single point of failure"
+
+
+def test_k8s_stats_runs_the_stats_service_and_reaches_the_gateway(k8s_documents):
+    (container,) = containers(find(k8s_documents, "Deployment", "stats"))
+    assert container_command(container) == STATS_COMMAND
+    odp_url = urlsplit(container_environment(container, k8s_documents)["ODP_URL"])
+    service = service_for_host(k8s_documents, odp_url.hostname)
+    assert service["metadata"]["name"] == "gateway", "stats warms the cache through the gateway"
+    ports = {entry["port"] for entry in service["spec"]["ports"]}
+    assert (odp_url.port or 80) in ports, f"Service gateway does not listen on {odp_url.port}"
+
+
 def test_k8s_autoscaled_deployments_leave_replicas_to_the_hpa(k8s_documents):
     autoscalers = [doc for doc in k8s_documents if doc["kind"] == "HorizontalPodAutoscaler"]
     assert autoscalers
@@ -349,9 +474,6 @@ def test_k8s_selectors_match_pod_labels(k8s_documents):
 
 
 def test_k8s_urls_reach_the_backing_services(k8s_documents):
-    ingest_container = containers(find(k8s_documents, "Deployment", "ingest"))[0]
-    environment = container_environment(ingest_container, k8s_documents)
-
     def assert_service_listens(host: str, port: int) -> None:
         ports = {entry["port"] for entry in find(k8s_documents, "Service", host)["spec"]["ports"]}
         assert port in ports, f"Service {host} does not listen on {port}"
@@ -360,21 +482,32 @@ def test_k8s_urls_reach_the_backing_services(k8s_documents):
         (container,) = containers(find(k8s_documents, "StatefulSet", name))
         return container_environment(container, k8s_documents)
 
-    database = urlsplit(environment["DATABASE_URL"])
-    assert_service_listens(database.hostname, database.port or 5432)
-    postgres = backing_environment(database.hostname)
-    assert (database.username, database.password) == (
-        postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"]
-    ), "DATABASE_URL's credentials are not those postgres is created with"
-    broker = urlsplit(environment["AMQP_URI"])
-    assert_service_listens(broker.hostname, broker.port or 5672)
-    rabbitmq = backing_environment(broker.hostname)
-    assert (broker.username, broker.password) == (
-        rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]
-    ), "AMQP_URI's credentials are not those rabbitmq is created with"
-    for server in environment["MEMCACHED_SERVERS"].split(","):
-        host, _, port = server.partition(":")
-        assert_service_listens(host, int(port or 11211))
+    checked = set()
+    for document in platform_workloads(k8s_documents):
+        for container in containers(document):
+            environment = container_environment(container, k8s_documents)
+            if "DATABASE_URL" in environment:
+                database = urlsplit(environment["DATABASE_URL"])
+                assert_service_listens(database.hostname, database.port or 5432)
+                postgres = backing_environment(database.hostname)
+                assert (database.username, database.password) == (
+                    postgres["POSTGRES_USER"], postgres["POSTGRES_PASSWORD"]
+                ), "DATABASE_URL's credentials are not those postgres is created with"
+                checked.add("DATABASE_URL")
+            if "AMQP_URI" in environment:
+                broker = urlsplit(environment["AMQP_URI"])
+                assert_service_listens(broker.hostname, broker.port or 5672)
+                rabbitmq = backing_environment(broker.hostname)
+                assert (broker.username, broker.password) == (
+                    rabbitmq["RABBITMQ_DEFAULT_USER"], rabbitmq["RABBITMQ_DEFAULT_PASS"]
+                ), "AMQP_URI's credentials are not those rabbitmq is created with"
+                checked.add("AMQP_URI")
+            for server in environment.get("MEMCACHED_SERVERS", "").split(","):
+                if server:
+                    host, _, port = server.partition(":")
+                    assert_service_listens(host, int(port or 11211))
+                    checked.add("MEMCACHED_SERVERS")
+    assert checked == {"DATABASE_URL", "AMQP_URI", "MEMCACHED_SERVERS"}
 
 
 # -- .dockerignore -----------------------------------------------------------
