@@ -81,6 +81,7 @@ class IngestService:
         except Exception:
             tries = RETRIES[request["import_id"]] = RETRIES.get(request["import_id"], 0) + 1
             if tries > MAX_RETRIES:
+                RETRIES.pop(request["import_id"], None)
                 log.error("import %s: giving up after %d tries to record its failure",
                           request["import_id"], tries)
                 return

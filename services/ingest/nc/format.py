@@ -369,44 +369,35 @@ class NcRows:
         self.persons.add(person_id)
         return f"{person_id}\t{stop_id}\t{_person_codes([kind, age, gender, ethnicity, race])}"
 
-    # -- Search.txt ------------------------------------------------------------
+    # -- Search.txt, Contraband.txt, SearchBasis.txt ----------------------------
+    #
+    # The smaller files share one loop: columns, id numbers, the stop the row
+    # hangs off; each file's own rules return (problem, COPY row).
 
-    def search_rows(self, batches) -> Iterator[str]:
-        file_name = SEARCH_FILE
-        names = ("SearchID", "StopID", "PersonID")
+    def _rows_of(self, file_name: str, columns: int, id_names: tuple[str, ...], stop_at: int,
+                 followers: str, batches, rules, loaded) -> Iterator[str]:
         for first, lines in batches:
             out = []
             for line_no, line in enumerate(lines, first):
-                fields = self._fields(file_name, line_no, line, 11)
+                fields = self._fields(file_name, line_no, line, columns)
                 if fields is None:
                     continue
                 self.lines[file_name] += 1
-                ids = self._ids(file_name, line_no, line, fields[:3], names)
+                ids = self._ids(file_name, line_no, line, fields[:len(id_names)], id_names)
                 if ids is None:
                     continue
-                search_id, stop_id, person_id = ids
-                search_type, flags = fields[3], fields[4:11]
-                problem = self._stop_problem(stop_id)
+                problem = self._stop_problem(ids[stop_at])
                 if problem == "":
-                    self.dropped["searches of dropped stops"] += 1
+                    self.dropped[followers] += 1
                     continue
+                row = None
                 if problem is None:
-                    problem = self._person_problem(person_id)
-                if problem is None:
-                    if search_id in self.searches:
-                        problem = f"SearchID {search_id} appears more than once"
-                    elif search_type not in SEARCH_TYPE_CODES:
-                        problem = f"Type {search_type!r} is not a search type code (1-5)"
-                    elif not FLAG_VALUES.issuperset(flags):
-                        bad = next(i for i, flag in enumerate(flags) if flag not in FLAG_VALUES)
-                        problem = f"{SEARCH_FLAGS[bad]} {flags[bad]!r} is not 0 or 1"
+                    problem, row = rules(ids, fields)
                 if problem:
                     self._reject(file_name, line_no, line, problem)
                     continue
-                self.searches.add(search_id)
-                out.append("\t".join((str(search_id), str(stop_id), str(person_id),
-                                      search_type, *(flag or NULL for flag in flags))))
-            self.loaded[file_name] = len(self.searches)
+                out.append(row)
+            self.loaded[file_name] = loaded()
             if out:
                 out.append("")
                 yield "\n".join(out)
@@ -421,83 +412,72 @@ class NcRows:
             return None
         return f"SearchID {search_id} is not in {SEARCH_FILE}"
 
-    # -- Contraband.txt and SearchBasis.txt ------------------------------------
+    def search_rows(self, batches) -> Iterator[str]:
+        def rules(ids, fields):
+            search_id, stop_id, person_id = ids
+            search_type, flags = fields[3], fields[4:11]
+            problem = self._person_problem(person_id)
+            if problem is None:
+                if search_id in self.searches:
+                    problem = f"SearchID {search_id} appears more than once"
+                elif search_type not in SEARCH_TYPE_CODES:
+                    problem = f"Type {search_type!r} is not a search type code (1-5)"
+                elif not FLAG_VALUES.issuperset(flags):
+                    bad = next(i for i, flag in enumerate(flags) if flag not in FLAG_VALUES)
+                    problem = f"{SEARCH_FLAGS[bad]} {flags[bad]!r} is not 0 or 1"
+            if problem:
+                return problem, None
+            self.searches.add(search_id)
+            return None, "\t".join((str(search_id), str(stop_id), str(person_id), search_type,
+                                    *(flag or NULL for flag in flags)))
+
+        return self._rows_of(SEARCH_FILE, 11, ("SearchID", "StopID", "PersonID"), 1,
+                             "searches of dropped stops", batches, rules,
+                             lambda: len(self.searches))
 
     def contraband_rows(self, batches) -> Iterator[str]:
-        file_name = CONTRABAND_FILE
-        names = ("ContrabandID", "SearchID", "PersonID", "StopID")
         seen = IdSet()
-        for first, lines in batches:
-            out = []
-            for line_no, line in enumerate(lines, first):
-                fields = self._fields(file_name, line_no, line, 14)
-                if fields is None:
-                    continue
-                self.lines[file_name] += 1
-                ids = self._ids(file_name, line_no, line, fields[:4], names)
-                if ids is None:
-                    continue
-                contraband_id, search_id, person_id, stop_id = ids
-                amounts = fields[4:14]
-                problem = self._stop_problem(stop_id)
-                if problem == "":
-                    self.dropped["contraband of dropped stops"] += 1
-                    continue
-                problem = (problem or self._search_problem(search_id)
-                           or self._person_problem(person_id))
-                if problem is None:
-                    for value, name in zip(amounts, AMOUNTS, strict=True):
-                        if value and not AMOUNT.match(value):
-                            problem = f"{name} {value!r} is not a number"
-                            break
-                    else:
-                        if not seen.add(contraband_id):
-                            problem = f"ContrabandID {contraband_id} appears more than once"
-                if problem:
-                    self._reject(file_name, line_no, line, problem)
-                    continue
-                out.append("\t".join((*map(str, ids), *(v or NULL for v in amounts))))
-            self.loaded[file_name] = len(seen)
-            if out:
-                out.append("")
-                yield "\n".join(out)
+
+        def rules(ids, fields):
+            contraband_id, search_id, person_id, _ = ids
+            amounts = fields[4:14]
+            problem = self._search_problem(search_id) or self._person_problem(person_id)
+            if problem is None:
+                for value, name in zip(amounts, AMOUNTS, strict=True):
+                    if value and not AMOUNT.match(value):
+                        problem = f"{name} {value!r} is not a number"
+                        break
+                else:
+                    if not seen.add(contraband_id):
+                        problem = f"ContrabandID {contraband_id} appears more than once"
+            if problem:
+                return problem, None
+            return None, "\t".join((*map(str, ids), *(value or NULL for value in amounts)))
+
+        return self._rows_of(CONTRABAND_FILE, 14,
+                             ("ContrabandID", "SearchID", "PersonID", "StopID"), 3,
+                             "contraband of dropped stops", batches, rules, lambda: len(seen))
 
     def search_basis_rows(self, batches) -> Iterator[str]:
-        file_name = SEARCH_BASIS_FILE
-        names = ("SearchBasisID", "SearchID", "PersonID", "StopID")
         seen = IdSet()
-        for first, lines in batches:
-            out = []
-            for line_no, line in enumerate(lines, first):
-                fields = self._fields(file_name, line_no, line, 5)
-                if fields is None:
-                    continue
-                self.lines[file_name] += 1
-                ids = self._ids(file_name, line_no, line, fields[:4], names)
-                if ids is None:
-                    continue
-                basis_id, search_id, person_id, stop_id = ids
-                basis = fields[4]
-                problem = self._stop_problem(stop_id)
-                if problem == "":
-                    self.dropped["search bases of dropped stops"] += 1
-                    continue
-                problem = (problem or self._search_problem(search_id)
-                           or self._person_problem(person_id))
-                if problem is None:
-                    if not seen.add(basis_id):
-                        problem = f"SearchBasisID {basis_id} appears more than once"
-                    elif basis not in BASIS_CODES:
-                        problem = (f"Basis {basis!r} is not one of "
-                                   f"{', '.join(sorted(BASIS_CODES))}")
-                if problem:
-                    self._reject(file_name, line_no, line, problem)
-                    continue
-                out.append(f"{basis_id}\t{search_id}\t{person_id}\t{stop_id}\t{basis}")
-            self.loaded[file_name] = len(seen)
-            if out:
-                out.append("")
-                yield "\n".join(out)
+
+        def rules(ids, fields):
+            basis_id, search_id, person_id, stop_id = ids
+            basis = fields[4]
+            problem = self._search_problem(search_id) or self._person_problem(person_id)
+            if problem is None:
+                if basis not in BASIS_CODES:
+                    problem = f"Basis {basis!r} is not one of {', '.join(sorted(BASIS_CODES))}"
+                elif not seen.add(basis_id):
+                    problem = f"SearchBasisID {basis_id} appears more than once"
+            if problem:
+                return problem, None
+            return None, f"{basis_id}\t{search_id}\t{person_id}\t{stop_id}\t{basis}"
+
+        return self._rows_of(SEARCH_BASIS_FILE, 5,
+                             ("SearchBasisID", "SearchID", "PersonID", "StopID"), 3,
+                             "search bases of dropped stops", batches, rules,
+                             lambda: len(seen))
 
     def rows_for(self, file_name: str):
         return {
