@@ -53,7 +53,6 @@ class _Stripped:
     def read(self, size: int = -1) -> bytes:
         return self.handle.read(BLOCK).translate(None, b"\x00\r")
 
-    readline = read
 
 
 def settle(config: Config) -> None:

@@ -160,15 +160,18 @@ def _wait(predicate, timeout: float = 600) -> bool:
 
 
 def _wait_for_run(engine, import_id: str):
-    def ended():
-        with engine.connect() as conn:
-            return conn.execute(select(import_runs.c.status, import_runs.c.result)
-                                .where(import_runs.c.import_id == import_id)).first()
+    """(status, result) of the import once it ended, or ("still running", None)."""
+    ended = []
 
-    if _wait(lambda: (row := ended()) is not None and row.status in ("loaded", "failed")):
-        row = ended()
-        return row.status, row.result
-    return "still running", None
+    def finished() -> bool:
+        with engine.connect() as conn:
+            row = conn.execute(select(import_runs.c.status, import_runs.c.result)
+                               .where(import_runs.c.import_id == import_id)).first()
+        if row is not None and row.status in ("loaded", "failed"):
+            ended.append((row.status, row.result))
+        return bool(ended)
+
+    return ended[0] if _wait(finished) else ("still running", None)
 
 
 def run_stack(config: Config) -> int:

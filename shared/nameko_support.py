@@ -96,12 +96,17 @@ def run_services(service_classes, config: Config, max_workers: int | None = None
     runner.wait()
 
 
-def broker_reachable(config: Config, timeout: float = 3.0) -> bool:
+def check_broker(amqp_uri: str, timeout: float = 3.0) -> None:
+    """Connect to the broker once; raises when it does not answer in time."""
     from kombu import Connection
 
+    with Connection(amqp_uri, connect_timeout=timeout) as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+
+
+def broker_reachable(config: Config, timeout: float = 3.0) -> bool:
     try:
-        with Connection(config.amqp_uri, connect_timeout=timeout) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+        check_broker(config.amqp_uri, timeout)
         return True
     except Exception:
         return False

@@ -8,18 +8,17 @@ import uuid
 
 import psutil
 import pytest
-from nameko.standalone.events import event_dispatcher
 
 from services.ingest.nc.synthetic import generate_release, zip_release
 from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
+from shared.nameko_support import publisher
 from tests.support.waiting import wait_until
 from tests.test_nc_pipeline import small_release
 
 
 def request_import(config, url: str, state: str = "nc") -> str:
     import_id = f"svc-{uuid.uuid4().hex[:10]}"
-    dispatch = event_dispatcher(config.nameko_config())
-    dispatch(ADMIN_SOURCE, IMPORT_REQUESTED,
+    publisher(config)(ADMIN_SOURCE, IMPORT_REQUESTED,
              {"import_id": import_id, "state": state, "url": url})
     return import_id
 

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from kombu import Connection as BrokerConnection
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.client.hash import HashClient
 from sqlalchemy import event, text
@@ -20,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from shared.config import Config
 from shared.db import READER_ROLE, make_engine
+from shared.nameko_support import check_broker as check_broker_answers
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,7 @@ def check_database(deps: Deps, config: Config) -> None:
 
 
 def check_broker(deps: Deps, config: Config) -> None:
-    with BrokerConnection(config.amqp_uri, connect_timeout=BROKER_TIMEOUT) as broker:
-        broker.ensure_connection(max_retries=1, interval_start=0, timeout=BROKER_TIMEOUT)
+    check_broker_answers(config.amqp_uri, BROKER_TIMEOUT)
 
 
 def check_cache(deps: Deps, config: Config) -> None:

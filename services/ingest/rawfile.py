@@ -93,7 +93,6 @@ class CopySource:
             raise item
         return item
 
-    readline = read
 
     def close(self) -> None:
         """Stop the producer (after a failed COPY) and wait for it."""

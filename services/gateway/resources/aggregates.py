@@ -13,7 +13,8 @@ from services.gateway import queries
 from services.gateway.counts import count_rows
 from services.gateway.resources.agencies import require_agency
 from services.gateway.validation import AggregateQuery, load
-from shared.states import NC_PURPOSES, NC_SEARCH_TYPES, STATES
+from shared.api import states_serving
+from shared.states import NC_PURPOSES, NC_SEARCH_TYPES
 
 
 @dataclass(frozen=True)
@@ -27,28 +28,31 @@ class Count:
 
 @dataclass(frozen=True)
 class AggregateSpec:
+    name: str
     body: Count | dict[str, Count]
-    states: tuple[str, ...]
     summary: str
 
+    @property
+    def states(self) -> tuple[str, ...]:
+        """The states that have this route (shared/api.py)."""
+        return states_serving(self.name)
 
-ALL_STATES = tuple(STATES)
 
-AGGREGATES = {
-    "stops": AggregateSpec(Count(), ALL_STATES, "Stops by year"),
-    "stops_by_reason": AggregateSpec(
-        {"stops": Count("purpose"), "searches": Count("purpose", "searched")}, ALL_STATES,
-        "Stops and stops with a search, by year and purpose"),
-    "searches": AggregateSpec(Count(selection="searched"), ALL_STATES,
-                              "Stops with a search, by year"),
-    "searches_by_type": AggregateSpec(Count("search_type", "search_type"), ("nc",),
-                                      "Stops with a search, by year and search type"),
-    "use_of_force": AggregateSpec(Count(selection="engage_force"), ("nc",),
-                                  "Stops with a search in which the officer engaged force"),
-    "contraband_hit_rate": AggregateSpec(
-        {"searches": Count(selection="searched"), "contraband": Count(selection="contraband")},
-        ALL_STATES, "Stops searched, and stops searched where contraband was found"),
-}
+AGGREGATES = {spec.name: spec for spec in (
+    AggregateSpec("stops", Count(), "Stops by year"),
+    AggregateSpec("stops_by_reason",
+                  {"stops": Count("purpose"), "searches": Count("purpose", "searched")},
+                  "Stops and stops with a search, by year and purpose"),
+    AggregateSpec("searches", Count(selection="searched"), "Stops with a search, by year"),
+    AggregateSpec("searches_by_type", Count("search_type", "search_type"),
+                  "Stops with a search, by year and search type"),
+    AggregateSpec("use_of_force", Count(selection="engage_force"),
+                  "Stops with a search in which the officer engaged force"),
+    AggregateSpec("contraband_hit_rate",
+                  {"searches": Count(selection="searched"),
+                   "contraband": Count(selection="contraband")},
+                  "Stops searched, and stops searched where contraband was found"),
+)}
 
 LABELS = {
     "nc": {"purpose": NC_PURPOSES, "search_type": NC_SEARCH_TYPES},
