@@ -20,6 +20,7 @@ DATASET_FAILED = "dataset_failed"
 STATS_REFRESHED = "stats_refreshed"
 CENSUS_REQUESTED = "census_requested"
 CENSUS_LOADED = "census_loaded"
+AGENCY_MAPPING_UPDATED = "agency_mapping_updated"
 
 # The service that emits import requests: nameko routes events by their
 # source service's name.
@@ -83,12 +84,34 @@ class StatsRefreshed(Schema):
     refreshed_at = fields.String(required=True)
 
 
+class MappingRow(Schema):
+    code = fields.String(required=True, validate=validate.Length(min=1))
+    name = fields.String(required=True, validate=validate.Length(min=1))
+    geoid = fields.String(load_default=None, allow_none=True)
+
+
+class AgencyMappingUpdated(Schema):
+    """The state's whole mapping as it now stands (it is small: one row per
+    agency), so a consumer needs nothing but the event to apply it."""
+    state = state_field
+    rows = fields.List(fields.Nested(MappingRow), required=True)
+    updated_at = fields.String(required=True)
+
+
+class CensusRequested(Schema):
+    request_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # None: the configured ACS years (CENSUS_YEARS).
+    years = fields.List(fields.Integer(), load_default=None, allow_none=True)
+
+
 SCHEMAS = {
     IMPORT_REQUESTED: ImportRequested,
     IMPORT_PROGRESS: ImportProgress,
     DATASET_LOADED: DatasetLoaded,
     DATASET_FAILED: DatasetFailed,
     STATS_REFRESHED: StatsRefreshed,
+    AGENCY_MAPPING_UPDATED: AgencyMappingUpdated,
+    CENSUS_REQUESTED: CensusRequested,
 }
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
+    ForeignKey,
     Integer,
     MetaData,
     String,
@@ -98,3 +100,116 @@ facts = Table(
 )
 
 stats_outbox = outbox_table("stats")
+
+
+def agency_mappings_table(schema: str) -> Table:
+    """Raw agency code (md, il) or description (nc) -> display name and census
+    GEO_ID. Admin owns the operators' uploads; stats keeps the copy the
+    events carry, which its agency snapshot applies."""
+    return Table(
+        "agency_mappings",
+        metadata,
+        Column("state", String(2), primary_key=True),
+        Column("code", Text, primary_key=True),
+        Column("name", Text, nullable=False),
+        Column("geoid", Text),
+        schema=schema,
+    )
+
+
+stats_agency_mappings = agency_mappings_table("stats")
+
+# The admin service's schema: what operators register and ask for.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("state", String(2), nullable=False),
+    Column("name", Text, nullable=False, unique=True),
+    Column("date_added", Date, nullable=False, server_default=func.current_date()),
+    Column("date_received", Date, nullable=False),
+    Column("url", Text, nullable=False, unique=True),
+    Column("destination", Text),
+    Column("report_email_1", Text),
+    Column("report_email_2", Text),
+    schema="admin",
+)
+
+# One row per import asked for. The dataset's url, destination and report
+# addresses are copied in, so replacing a dataset (the nightly nc import
+# does) never changes what a past import was.
+imports = Table(
+    "imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dataset_id", Integer, ForeignKey("admin.datasets.id", ondelete="SET NULL")),
+    Column("state", String(2), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("destination", Text),
+    Column("dataset_name", Text, nullable=False),
+    Column("report_to", JSONB, nullable=False, server_default="[]"),
+    Column("status", String(16), nullable=False),
+    Column("phase", Text),
+    Column("progress_done", BigInteger, nullable=False, server_default="0"),
+    Column("progress_total", BigInteger),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Set when import_requested went into the outbox: the state's turn came.
+    Column("dispatched_at", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("data_version", BigInteger),
+    Column("counts", JSONB, nullable=False, server_default="{}"),
+    Column("rejected_rows", Integer, nullable=False, server_default="0"),
+    Column("rejects_file", Text),
+    Column("new_agencies", JSONB, nullable=False, server_default="[]"),
+    Column("error", Text),
+    schema="admin",
+)
+
+# The newest stats refresh admin has heard of, per state: stats_refreshed and
+# dataset_loaded travel on different queues, so either may arrive first.
+refreshes = Table(
+    "refreshes",
+    metadata,
+    Column("state", String(2), primary_key=True),
+    Column("data_version", BigInteger, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("refreshed_at", DateTime(timezone=True), nullable=False),
+    schema="admin",
+)
+
+admin_agency_mappings = agency_mappings_table("admin")
+
+operator_tokens = Table(
+    "operator_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("label", Text, nullable=False),
+    # Only the SHA-256 of a token is kept; the token itself is never stored.
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    schema="admin",
+)
+
+# Mails are queued in the transaction that decides to send them and sent
+# afterwards, so an SMTP outage delays a report instead of losing it.
+mails = Table(
+    "mails",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("import_id", Integer),
+    Column("kind", String(32), nullable=False),
+    Column("recipients", JSONB, nullable=False),
+    # What the message is built from when it is sent: the dataset and import
+    # records as they were, and the kind's own data (agencies, for example).
+    Column("content", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text),
+    schema="admin",
+)
+
+admin_outbox = outbox_table("admin")

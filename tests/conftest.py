@@ -6,6 +6,7 @@ ingest service run as a process the way `make run` runs it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -29,10 +30,12 @@ from tests.support.gateway import (
     town_release,
 )
 from tests.support.servers import FileServer, FtpServer
+from tests.support.smtp import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DATABASE = "odp_test"
-TEST_VHOST = "odp_test"
+# Overridable so that two suites (say, two branches) can run side by side.
+TEST_DATABASE = os.environ.get("ODP_TEST_DATABASE", "odp_test")
+TEST_VHOST = os.environ.get("ODP_TEST_VHOST", "odp_test")
 
 
 def _fresh_vhost() -> str:
@@ -242,3 +245,49 @@ def start_gateway(start_service):
 @pytest.fixture
 def start_ingest_service(start_service):
     return lambda **environ: start_service("services.ingest", **environ)
+
+
+OPERATOR_TOKEN = "operator-token-for-tests"
+
+
+@pytest.fixture
+def smtp():
+    """A local SMTP server; the admin service started by `start_admin` mails it."""
+    sink = SmtpSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def admin_config(config, smtp) -> Config:
+    return config.with_changes(smtp_host=smtp.host, smtp_port=smtp.port,
+                               admin_tokens=(OPERATOR_TOKEN,),
+                               mail_from="Open Data Policing <odp@example.org>")
+
+
+@pytest.fixture
+def start_admin(start_service, admin_config):
+    """The admin service as a process, mailing the test's SMTP server and
+    accepting OPERATOR_TOKEN."""
+    def start(**environ):
+        env = {name: value for name, value in admin_config.as_environ().items()
+               if name in ("SMTP_HOST", "SMTP_PORT", "ODP_ADMIN_TOKENS", "MAIL_FROM")}
+        return start_service("services.admin", **(env | environ))
+
+    return start
+
+
+@pytest.fixture
+def operator(admin_config, start_admin):
+    """A TestClient of the gateway, with the admin service running behind it;
+    `operator.call(method, path, **kwargs)` sends the operator token."""
+    start_admin()
+    with gateway_client(admin_config) as client:
+        def call(method: str, path: str, token: str | None = OPERATOR_TOKEN, **kwargs):
+            headers = kwargs.pop("headers", {})
+            if token is not None:
+                headers["Authorization"] = f"Bearer {token}"
+            return client.simulate_request(method, path, headers=headers, **kwargs)
+
+        client.call = call
+        yield client

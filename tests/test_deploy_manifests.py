@@ -26,10 +26,12 @@ CONFIG_SOURCE = ROOT / "shared" / "config.py"
 
 INGEST_COMMAND = ["python", "-m", "services.ingest"]
 STATS_COMMAND = ["python", "-m", "services.stats"]
+ADMIN_COMMAND = ["python", "-m", "services.admin"]
+NIGHTLY_COMMAND = ["python", "-m", "services.admin.nightly"]
 MIGRATE_COMMAND = ["odp", "db", "setup"]
 GATEWAY_APP = "services.gateway.wsgi:app"
 # Compose services still to be written, kept out of a plain `docker compose up`.
-NOT_YET_WRITTEN = {"admin", "census"}
+NOT_YET_WRITTEN = {"census"}
 NOT_YET_WRITTEN_PROFILE = "next"
 # Settings that must never sit in a ConfigMap, where anyone who can read
 # the namespace's configuration sees them.
@@ -41,6 +43,16 @@ POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 CLUSTER_SCOPED_KINDS = {"Namespace", "PersistentVolume", "StorageClass", "ClusterRole",
                         "ClusterRoleBinding", "PriorityClass"}
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
+# What the admin service reads, and what its nightly nc import command reads.
+ADMIN_SETTINGS = {"DATABASE_URL", "AMQP_URI", "SMTP_HOST", "SMTP_PORT", "MAIL_FROM", "DATA_DIR",
+                  "ODP_ALLOW_FILE_URLS", "NC_AUTO_IMPORT_MONITORS", "ODP_ADMIN_TOKENS",
+                  "LOG_LEVEL"}
+NIGHTLY_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_AUTO_IMPORT_MONITORS", "DATA_DIR",
+                    "LOG_LEVEL"}
+# The nightly nc import: 03:00 in North Carolina, daylight saving time included.
+NIGHTLY_CRONJOB = "nc-nightly-import"
+NIGHTLY_SCHEDULE = "0 3 * * *"
+NIGHTLY_TIME_ZONE = "America/New_York"
 
 
 # -- loading ---------------------------------------------------------------
@@ -77,6 +89,12 @@ def compose_command(service: dict) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
+def compose_default(value: str) -> str:
+    """What a compose value is when the host sets nothing: ${NAME:-default} -> default."""
+    return re.sub(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-([^}]*))?\}",
+                  lambda match: match.group(1) or "", value)
+
+
 def compose_environment(service: dict) -> dict[str, str]:
     environment = service.get("environment") or {}
     if isinstance(environment, list):
@@ -96,6 +114,14 @@ def pod_spec(document: dict) -> dict | None:
     if document["kind"] == "CronJob":
         return document["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return None
+
+
+def pod_labels(document: dict) -> dict[str, str]:
+    """The labels of the pods a workload creates."""
+    spec = document["spec"]
+    if document["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]["metadata"].get("labels", {})
 
 
 def workloads(documents: list[dict]) -> list[dict]:
@@ -142,6 +168,21 @@ def container_environment(container: dict, documents: list[dict]) -> dict[str, s
                     f"missing from {kind} {key_ref['name']}")
                 environment[variable["name"]] = data[key_ref["key"]]
     return environment
+
+
+def assert_runs_code_that_exists(where: str, command: list[str]) -> None:
+    """A container's or service's command names a module, app or script the repository has."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    if command[:2] == ["python", "-m"]:
+        assert module_file(command[2]), f"{where} runs missing module {command[2]}"
+    elif command[0] == "gunicorn":
+        module, _, attribute = gunicorn_app(command).partition(":")
+        path = module_file(module)
+        assert path, f"{where} serves missing module {module}"
+        assert re.search(rf"^{attribute or 'application'}\s*=", path.read_text(), re.M), (
+            f"{where} serves {attribute!r}, which {module} does not define")
+    else:
+        assert command[0] in scripts, f"{where} runs {command[0]}, not a declared script"
 
 
 def gunicorn_app(command: list[str]) -> str:
@@ -252,26 +293,20 @@ def test_compose_health_conditions_have_healthchecks(compose):
 
 
 def test_compose_default_services_run_code_that_exists(compose):
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     for name, service in compose_platform_services(compose).items():
         if service.get("profiles"):
             continue  # services still to be written wait under a profile
-        command = compose_command(service)
-        if command[:2] == ["python", "-m"]:
-            assert module_file(command[2]), f"{name} runs missing module {command[2]}"
-        elif command[0] == "gunicorn":
-            module, _, attribute = gunicorn_app(command).partition(":")
-            path = module_file(module)
-            assert path, f"{name} serves missing module {module}"
-            assert re.search(rf"^{attribute or 'application'}\s*=", path.read_text(), re.M), (
-                f"{name} serves {attribute!r}, which {module} does not define")
-        else:
-            assert command[0] in scripts, f"{name} runs {command[0]}, not a declared script"
+        assert_runs_code_that_exists(f"compose service {name}", compose_command(service))
+
+
+def test_compose_nightly_import_command_exists():
+    # Run from the host's cron as `docker compose run --rm admin <this>`.
+    assert_runs_code_that_exists("the nightly nc import", NIGHTLY_COMMAND)
 
 
 def test_compose_starts_stats_and_gateway_by_default(compose):
     services = compose["services"]
-    for name in ("migrate", "ingest", "stats", "gateway"):
+    for name in ("migrate", "ingest", "stats", "gateway", "admin"):
         assert not services[name].get("profiles"), (
             f"compose service {name} sits behind a profile; `docker compose up` skips it")
     for name in NOT_YET_WRITTEN:
@@ -301,6 +336,34 @@ def test_compose_stats_runs_the_stats_service_and_reaches_the_gateway(compose):
     assert odp_url.hostname == "gateway", "stats warms the cache through the gateway"
     _, port = gunicorn_bind(compose_command(compose["services"]["gateway"]))
     assert odp_url.port == port, f"ODP_URL's port is not the gateway's {port}"
+
+
+def test_compose_admin_runs_the_admin_service_with_its_settings(compose, config_names):
+    admin = compose["services"]["admin"]
+    assert compose_command(admin) == ADMIN_COMMAND
+    assert not admin.get("profiles"), "admin is written: `docker compose up` must start it"
+    environment = compose_environment(admin)
+    assert set(environment) <= config_names, (
+        f"compose service admin: shared/config.py does not read {set(environment) - config_names}")
+    # `docker compose run --rm admin python -m services.admin.nightly` uses
+    # the same settings, so they must serve the nightly import too.
+    missing = (ADMIN_SETTINGS | NIGHTLY_SETTINGS) - set(environment)
+    assert not missing, f"compose service admin lacks {missing}"
+    assert environment["DATA_DIR"] == compose_environment(compose["services"]["ingest"])[
+        "DATA_DIR"], "admin and ingest must agree on DATA_DIR"
+
+
+def test_compose_admin_mail_reaches_a_local_smtp_catcher(compose):
+    services = compose["services"]
+    admin = services["admin"]
+    environment = compose_environment(admin)
+    host = compose_default(environment["SMTP_HOST"])
+    assert host in services, f"admin's default SMTP_HOST {host!r} is no compose service"
+    assert host in (admin.get("depends_on") or {}), f"admin does not start after {host}"
+    assert "build" not in services[host], f"{host} should be an upstream mail catcher image"
+    assert not services[host].get("profiles"), f"{host} must start with `docker compose up`"
+    port = compose_default(environment["SMTP_PORT"])
+    assert port.isdigit(), f"admin's default SMTP_PORT {port!r} is not a port"
 
 
 def test_compose_urls_reach_the_backing_services(compose):
@@ -395,6 +458,91 @@ def test_k8s_ingest_runs_the_ingest_services(k8s_documents):
     volumes = {volume["name"]: volume for volume in pod_spec(ingest)["volumes"]}
     claim = volumes[mounts[data_dir]]["persistentVolumeClaim"]["claimName"]
     find(k8s_documents, "PersistentVolumeClaim", claim)
+
+
+def test_k8s_platform_containers_run_code_that_exists(k8s_documents):
+    for document in platform_workloads(k8s_documents):
+        for container in containers(document):
+            assert_runs_code_that_exists(
+                f"{document['_file']}: container {container['name']}", container_command(container))
+
+
+def test_k8s_secret_settings_come_from_secrets(k8s_documents):
+    for document in platform_workloads(k8s_documents):
+        for container in containers(document):
+            for variable in container.get("env", []):
+                if variable["name"] in SECRET_SETTINGS:
+                    assert "secretKeyRef" in variable.get("valueFrom", {}), (
+                        f"{document['_file']}: {variable['name']} must come from a Secret")
+
+
+def test_k8s_selectors_select_only_their_own_pods(k8s_documents):
+    for document in workloads(k8s_documents):
+        selector = document["spec"].get("selector", {}).get("matchLabels")
+        if not selector:
+            continue
+        for other in workloads(k8s_documents):
+            if other is not document:
+                assert not selector.items() <= pod_labels(other).items(), (
+                    f"{document['_file']}: {document['kind']} {document['metadata']['name']} "
+                    f"also selects the pods of {other['kind']} {other['metadata']['name']}")
+
+
+def test_k8s_admin_runs_the_admin_service(k8s_documents, config_names):
+    admin = find(k8s_documents, "Deployment", "admin")
+    (container,) = containers(admin)
+    assert container_command(container) == ADMIN_COMMAND
+    environment = container_environment(container, k8s_documents)
+    assert set(environment) <= config_names, (
+        f"admin: shared/config.py does not read {set(environment) - config_names}")
+    missing = ADMIN_SETTINGS - set(environment)
+    assert not missing, f"the admin Deployment does not set {missing}"
+    # It serves no HTTP: the gateway reaches it over RPC through RabbitMQ.
+    labels = pod_labels(admin)
+    assert not [service for service in k8s_documents if service["kind"] == "Service"
+                and service["spec"]["selector"].items() <= labels.items()]
+    assert "exec" in container["livenessProbe"], "admin has no HTTP endpoint to probe"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_k8s_nightly_import_cronjob_runs_daily_at_3_in_north_carolina(k8s_documents):
+    cronjob = find(k8s_documents, "CronJob", NIGHTLY_CRONJOB)
+    spec = cronjob["spec"]
+    assert spec["schedule"] == NIGHTLY_SCHEDULE
+    assert spec["timeZone"] == NIGHTLY_TIME_ZONE
+    assert spec["concurrencyPolicy"] == "Forbid", "two nightly imports must never overlap"
+    assert spec.get("suspend") is not True, "the nightly import is suspended"
+    assert isinstance(spec["startingDeadlineSeconds"], int)
+    assert spec["startingDeadlineSeconds"] > 0
+    for limit in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        assert isinstance(spec[limit], int), f"the CronJob has no {limit}"
+    assert spec["failedJobsHistoryLimit"] >= 1, "failed runs must keep their logs"
+    job = spec["jobTemplate"]["spec"]
+    assert isinstance(job["backoffLimit"], int)
+    assert job["template"]["spec"]["restartPolicy"] in {"Never", "OnFailure"}
+
+
+def test_k8s_nightly_import_runs_the_nightly_command_like_admin(k8s_documents, config_names):
+    (container,) = containers(find(k8s_documents, "CronJob", NIGHTLY_CRONJOB))
+    assert container_command(container) == NIGHTLY_COMMAND
+    environment = container_environment(container, k8s_documents)
+    assert set(environment) <= config_names, (
+        f"the nightly import: shared/config.py does not read {set(environment) - config_names}")
+    missing = NIGHTLY_SETTINGS - set(environment)
+    assert not missing, f"the nightly import CronJob does not set {missing}"
+    (admin,) = containers(find(k8s_documents, "Deployment", "admin"))
+    assert container["image"] == admin["image"], "the nightly import must run admin's image"
+    assert container.get("envFrom") == admin.get("envFrom"), (
+        "the nightly import must take its settings from where admin takes them")
+
+
+def test_k8s_readme_lists_and_applies_every_manifest():
+    readme = (K8S_DIR / "README.md").read_text()
+    for path in sorted(K8S_DIR.glob("*.yaml")):
+        assert f"`{path.name}`" in readme, f"k8s/README.md does not describe {path.name}"
+        if path.name != "secret.example.yaml":  # never applied as it is
+            assert f"-f k8s/{path.name}" in readme, (
+                f"k8s/README.md's apply order leaves out {path.name}")
 
 
 def test_k8s_migrate_job_runs_odp_db_setup(k8s_documents):

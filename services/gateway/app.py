@@ -16,7 +16,7 @@ from services.gateway import errors, openapi
 from services.gateway.backends import Deps, build_deps
 from services.gateway.caching import ResponseCache
 from services.gateway.resources.service import OpenApi
-from services.gateway.routes import service_routes, state_routes
+from services.gateway.routes import operator_routes, service_routes, state_routes
 from services.gateway.routing import ServedStates, TrailingSlashRedirect
 from shared.config import Config
 
@@ -30,7 +30,8 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
         ResponseCache(deps.cache),
     ])
     errors.install(app)
-    routes = [*state_routes(deps.engine), *service_routes(deps, config)]
+    routes = [*state_routes(deps.engine), *operator_routes(deps.admin),
+              *service_routes(deps, config)]
     for route in routes:
         app.add_route(route.template, route.resource)
     app.add_route(openapi.DOCUMENT_PATH, OpenApi(openapi.document(routes)))

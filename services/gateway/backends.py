@@ -1,5 +1,6 @@
 """The gateway's outside resources, built from the config: a read-only
-database engine and a memcached client, plus the readiness probes of
+database engine, a memcached client and the admin service's RPC client,
+plus the readiness probes of
 database, broker and cache.
 
 The engine connects with the ordinary DATABASE_URL and drops to the reader
@@ -17,6 +18,7 @@ from pymemcache.client.hash import HashClient
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
+from services.gateway.admin_rpc import AdminClient
 from shared.config import Config
 from shared.db import READER_ROLE, make_engine
 from shared.nameko_support import check_broker as check_broker_answers
@@ -35,10 +37,13 @@ BROKER_TIMEOUT = 2.0
 class Deps:
     engine: Engine
     cache: Any  # get(key) / set(key, value, expire) like pymemcache's clients
+    admin: Any = None  # call(method, *args) like admin_rpc.AdminClient
 
     def close(self) -> None:
         self.engine.dispose()
         self.cache.close()
+        if self.admin is not None:
+            self.admin.close()
 
 
 def _become_reader(dbapi_connection, connection_record) -> None:
@@ -68,7 +73,8 @@ def cache_client(config: Config) -> HashClient:
 
 
 def build_deps(config: Config) -> Deps:
-    return Deps(engine=reader_engine(config), cache=cache_client(config))
+    return Deps(engine=reader_engine(config), cache=cache_client(config),
+                admin=AdminClient(config))
 
 
 def check_database(deps: Deps, config: Config) -> None:

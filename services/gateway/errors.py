@@ -1,8 +1,10 @@
 """Domain errors and the one table that turns them into HTTP responses.
 
-Resources and middleware raise `BadParameter`, `NotFound` or `Unavailable`;
-`install` registers the handlers that render every error, Falcon's own
-included, as `{"title": ..., "description": ...}`. Nothing else builds an
+Resources and middleware raise `BadParameter`, `NotFound`, `Unavailable` or
+`Unauthorized`; the admin service's errors (shared/operator.py) come back
+from the operator routes' calls. `install` registers the handlers that
+render every error, Falcon's own included, as `{"title": ..., "description":
+...}`. Nothing else builds an
 error response, and no stack trace or SQL text ever reaches a client.
 """
 
@@ -14,6 +16,8 @@ from http import HTTPStatus
 
 import falcon
 from sqlalchemy import exc as sa_exc
+
+from shared.operator import InvalidInput, OperatorError
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +48,20 @@ class Unavailable(GatewayError):
     pass
 
 
+class Unauthorized(GatewayError):
+    """No bearer token: the operator API's 401."""
+
+
+class PayloadTooLarge(GatewayError):
+    pass
+
+
 ERROR_STATUSES: dict[type[GatewayError], int] = {
     BadParameter: 400,
     NotFound: 404,
     Unavailable: 503,
+    Unauthorized: 401,
+    PayloadTooLarge: 413,
 }
 
 # What a client reads when Falcon itself refuses a request (no route, wrong
@@ -69,13 +83,22 @@ def _status_of(error: GatewayError) -> int:
 class RenderedError(falcon.HTTPError):
     """Falcon's HTTPError carrying a domain error's extra body fields."""
 
-    def __init__(self, status: int, description: str, details: dict):
-        super().__init__(status, description=description)
+    def __init__(self, status: int, description: str, details: dict, headers=None):
+        super().__init__(status, description=description, headers=headers)
         self.details = details
 
 
 def handle_gateway_error(req, resp, error: GatewayError, params) -> None:
-    raise RenderedError(_status_of(error), error.description, error.details)
+    headers = ({"WWW-Authenticate": 'Bearer realm="operator API"'}
+               if isinstance(error, Unauthorized) else None)
+    raise RenderedError(_status_of(error), error.description, error.details, headers)
+
+
+def handle_operator_error(req, resp, error: OperatorError, params) -> None:
+    """The admin service's answer to an operator call (shared/operator.py);
+    a 400 lists each bad field."""
+    details = {"errors": error.problems} if isinstance(error, InvalidInput) else {}
+    raise RenderedError(error.status, error.message, details)
 
 
 def handle_database_error(req, resp, error: sa_exc.SQLAlchemyError, params) -> None:
@@ -110,4 +133,5 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(sa_exc.SQLAlchemyError, handle_database_error)
     app.add_error_handler(GatewayError, handle_gateway_error)
+    app.add_error_handler(OperatorError, handle_operator_error)
     app.set_error_serializer(serialize_error)

@@ -10,9 +10,11 @@ from marshmallow import fields, missing
 from marshmallow.validate import OneOf, Range
 
 from services.gateway.routes import Route
+from shared.operator import DatasetIn
 from shared.states import STATES
 
 DOCUMENT_PATH = "/openapi.json"
+OPERATOR_PREFIX = "/admin/api/"
 FIELD = re.compile(r"\{(\w+)(?::(\w+)[^}]*)?\}")
 
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -28,6 +30,8 @@ def _field_schema(field: fields.Field) -> dict:
         return {"type": "array", "items": _field_schema(field.inner)}
     if isinstance(field, fields.Integer):
         schema = {"type": "integer"}
+    elif isinstance(field, fields.Email):
+        schema = {"type": "string", "format": "email"}
     elif isinstance(field, fields.Date):
         schema = {"type": "string", "format": "date"}
     else:
@@ -84,19 +88,80 @@ def _operation(route: Route) -> dict:
     return {"summary": route.summary, "parameters": parameters, "responses": responses}
 
 
+OPERATOR_RESPONSES = {
+    "400": "A field of the request breaks its rule; `errors` names each",
+    "401": "No bearer token was sent",
+    "403": "The bearer token is not an operator's",
+    "404": "No such dataset, import or state",
+    "409": "The name or URL is already used by another dataset",
+    "503": "The admin service or the broker is down",
+}
+OPERATOR_SUCCESS = {("post", "Datasets"): "201", ("post", "DatasetImport"): "202",
+                    ("post", "CensusRefresh"): "202"}
+REQUEST_BODIES = {
+    "Datasets": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetIn"}}},
+    "AgencyMapping": {"text/csv": {"schema": {"type": "string",
+                                              "description": "header row code,name,geoid"}}},
+    "CensusRefresh": {"application/json": {"schema": {
+        "type": "object", "properties": {"year": {"type": "integer"}}}}},
+}
+
+
+def _operator_operation(route: Route, method: str) -> dict:
+    kind = type(route.resource).__name__
+    success = OPERATOR_SUCCESS.get((method, kind), "200")
+    operation = {
+        "summary": route.summary,
+        "security": [{"operatorToken": []}],
+        "parameters": _path_parameters(route.template, route.resource),
+        "responses": {success: {"description": "OK", "content": {"application/json": {}}},
+                      **{status: {"description": description,
+                                  "content": {"application/json": {"schema": ERROR}}}
+                         for status, description in OPERATOR_RESPONSES.items()}},
+    }
+    if method in ("post", "put") and kind in REQUEST_BODIES:
+        operation["requestBody"] = {"required": method == "put" or kind == "Datasets",
+                                    "content": REQUEST_BODIES[kind]}
+    return operation
+
+
+def _methods(resource) -> list[str]:
+    return [method for method in ("get", "post", "put") if hasattr(resource, f"on_{method}")]
+
+
+def _schema_of(schema) -> dict:
+    properties = {name: _field_schema(field) for name, field in schema.fields.items()}
+    return {"type": "object", "properties": properties,
+            "required": [name for name, field in schema.fields.items() if field.required],
+            "additionalProperties": False}
+
+
 def document(routes: list[Route]) -> dict:
-    paths = {FIELD.sub(r"{\1}", route.template): {"get": _operation(route)}
-             for route in routes}
+    paths = {}
+    for route in routes:
+        path = FIELD.sub(r"{\1}", route.template)
+        if route.template.startswith(OPERATOR_PREFIX):
+            paths[path] = {method: _operator_operation(route, method)
+                           for method in _methods(route.resource)}
+        else:
+            paths[path] = {"get": _operation(route)}
     paths[DOCUMENT_PATH] = {"get": {"summary": "This document", "responses": {
         "200": {"description": "OK", "content": {"application/json": {}}}}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Open Data Policing API", "version": "1.0"},
         "paths": paths,
-        "components": {"schemas": {"Error": {
-            "type": "object",
-            "required": ["title", "description"],
-            "properties": {"title": {"type": "string"},
-                           "description": {"type": "string"}},
-        }}},
+        "components": {
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["title", "description"],
+                    "properties": {"title": {"type": "string"},
+                                   "description": {"type": "string"},
+                                   "errors": {"type": "object"}},
+                },
+                "DatasetIn": _schema_of(DatasetIn()),
+            },
+            "securitySchemes": {"operatorToken": {"type": "http", "scheme": "bearer"}},
+        },
     }

@@ -10,6 +10,15 @@ from services.gateway.backends import READINESS_CHECKS, Deps
 from services.gateway.resources.agencies import Agency, AgencyList
 from services.gateway.resources.aggregates import AGGREGATES, Aggregate
 from services.gateway.resources.facts import Facts
+from services.gateway.resources.operator import (
+    AgencyMapping,
+    CensusRefresh,
+    Dataset,
+    DatasetImport,
+    Datasets,
+    Import,
+    Imports,
+)
 from services.gateway.resources.service import Health, Readiness
 from services.gateway.resources.stops import FindStops
 from services.gateway.validation import MAX_ID
@@ -35,6 +44,24 @@ def state_routes(engine) -> list[Route]:
         Route("/{state}/api/facts/", Facts(engine), "The state's landing-page facts"),
         Route("/{state}/api/stops/", FindStops(engine),
               "Find stops, newest first, a page at a time"),
+    ]
+
+
+def operator_routes(admin) -> list[Route]:
+    return [
+        Route("/admin/api/datasets/", Datasets(admin),
+              "List dataset records, or register one (201; 409 on a used name or URL)"),
+        Route("/admin/api/datasets/{dataset_id:int(min=1)}/", Dataset(admin),
+              "One dataset record"),
+        Route("/admin/api/datasets/{dataset_id:int(min=1)}/import/", DatasetImport(admin),
+              "Ask for an import of the dataset (202, queued)"),
+        Route("/admin/api/imports/", Imports(admin), "Imports, newest first"),
+        Route("/admin/api/imports/{import_id:int(min=1)}/", Import(admin),
+              "One import: status, phase, progress, counts, error"),
+        Route("/admin/api/agencies/{state}/mapping/", AgencyMapping(admin),
+              "The state's agency mapping (CSV code,name,geoid); PUT replaces it"),
+        Route("/admin/api/census/refresh/", CensusRefresh(admin),
+              "Ask for the census profiles to be loaded again (202)"),
     ]
 
 

@@ -43,7 +43,9 @@ class ServedStates:
 
     def process_resource(self, req, resp, resource, params) -> None:
         code = params.get("state")
-        if code is None:
+        # Only the public routes declare the states they serve; the operator
+        # routes take any state and let admin answer for it.
+        if code is None or not hasattr(resource, "states"):
             return
         state = STATES.get(code)
         if state is None:

@@ -15,16 +15,20 @@ from shared.states import NC_FIRST_DAY, STATES
 DATE_FORMAT = "%b %d, %Y"
 
 
-def nc_facts(conn) -> dict:
+def nc_facts(conn, agencies: str = "nc.agency") -> dict:
+    """`agencies`: the table the names come from (the refresh's new snapshot,
+    with the operators' mapping applied)."""
     zone = STATES["nc"].time_zone
     first, last, total_stops, total_agencies = conn.exec_driver_sql(
         f"SELECT min(date AT TIME ZONE '{zone}')::date, max(date AT TIME ZONE '{zone}')::date, "
         "count(*), count(DISTINCT agency_id) FROM nc.stop").one()
     (total_searches,) = conn.exec_driver_sql("SELECT count(*) FROM nc.search").one()
     top = conn.exec_driver_sql(
-        "SELECT agency.id, agency.name, count(*) AS stops FROM nc.stop "
-        "JOIN nc.agency ON agency.id = stop.agency_id "
-        "GROUP BY agency.id, agency.name ORDER BY stops DESC, agency.id LIMIT 5").all()
+        "SELECT agency.id, agency.name, top.stops FROM "
+        "(SELECT agency_id, count(*) AS stops FROM nc.stop GROUP BY agency_id "
+        " ORDER BY stops DESC, agency_id LIMIT 5) AS top "
+        f"JOIN {agencies} AS agency ON agency.id = top.agency_id "
+        "ORDER BY top.stops DESC, agency.id").all()
     if first is not None:
         # The State Highway Patrol's earlier stops are kept, but the timeframe
         # shown starts on the first day every agency reported.

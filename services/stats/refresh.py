@@ -32,9 +32,11 @@ log = logging.getLogger(__name__)
 SOURCE = "stats"
 
 
-def refresh(engine, state: str, data_version: int) -> dict | None:
+def refresh(engine, state: str, data_version: int, force: bool = False) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
-    payload, or None when there was nothing newer to do."""
+    payload, or None when there was nothing newer to do. `force` rebuilds
+    from the data already covered (a new agency mapping changes names, not
+    data)."""
     if state not in summaries.SUMMARIES:
         log.warning("no summaries are defined for %s yet", state)
         return None
@@ -43,7 +45,9 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                      {"key": advisory_key(f"stats:{state}")})
         current = conn.execute(select(generations).where(generations.c.state == state)).first()
-        if current is not None and current.data_version >= data_version:
+        if force and current is not None:
+            data_version = current.data_version
+        elif current is not None and current.data_version >= data_version:
             log.info("%s stats already cover data version %s; nothing to do", state,
                      data_version)
             return None
@@ -55,14 +59,14 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
             select(import_runs.c.data_version, import_runs.c.import_id)
             .where(import_runs.c.state == state, import_runs.c.status == "loaded")
             .order_by(import_runs.c.data_version.desc()).limit(1)).first()
-        candidates = [(data_version, "")]
+        candidates = [(data_version, current.import_id if force and current else "")]
         if live is not None:
             candidates.append((live.data_version, live.import_id))
         data_version, import_id = max(candidates)
-        if current is not None and current.data_version >= data_version:
+        if not force and current is not None and current.data_version >= data_version:
             return None
         summaries.build(conn, state)
-        state_facts = FACTS[state](conn)
+        state_facts = FACTS[state](conn, summaries.building_agencies(state))
         summaries.swap(conn, state)
         conn.execute(insert(facts).values(state=state, facts=state_facts)
                      .on_conflict_do_update(index_elements=[facts.c.state],

@@ -1,5 +1,6 @@
 """The `stats` service: on `dataset_loaded` it rebuilds the state's summaries
-and facts (services/stats/refresh.py) and publishes `stats_refreshed`.
+and facts (services/stats/refresh.py) and publishes `stats_refreshed`; on
+`agency_mapping_updated` it keeps the new mapping and rebuilds the same way.
 
     {"state": "nc", "generation": 7, "data_version": 42, "import_id": "42", ...}
 """
@@ -10,14 +11,21 @@ import logging
 
 from nameko.events import event_handler
 from nameko.timer import timer
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from services.stats.priming import prime
 from services.stats.refresh import refresh
 from shared import outbox
-from shared.events import DATASET_LOADED, DatasetLoaded, ValidationError
+from shared.events import (
+    ADMIN_SOURCE,
+    AGENCY_MAPPING_UPDATED,
+    DATASET_LOADED,
+    AgencyMappingUpdated,
+    DatasetLoaded,
+    ValidationError,
+)
 from shared.nameko_support import Database, Settings, publisher
-from shared.tables import facts, stats_outbox
+from shared.tables import facts, stats_agency_mappings, stats_outbox
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +51,29 @@ class StatsService:
         refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
         if refreshed is not None:
             self._prime(loaded["state"])
+        try:
+            self.relay_outbox()
+        except Exception:  # stays in the outbox; the timer sends it
+            log.exception("could not publish the outbox now")
+
+    @event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, requeue_on_error=True)
+    def apply_agency_mapping(self, payload: dict) -> None:
+        """Keep the state's new mapping and republish its numbers with it."""
+        try:
+            mapping = AgencyMappingUpdated().load(payload)
+        except ValidationError as error:
+            log.error("ignoring a malformed agency mapping %s: %s", payload, error.messages)
+            return
+        state = mapping["state"]
+        with self.db.begin() as conn:
+            conn.execute(delete(stats_agency_mappings)
+                         .where(stats_agency_mappings.c.state == state))
+            if mapping["rows"]:
+                conn.execute(stats_agency_mappings.insert(),
+                             [{"state": state, **row} for row in mapping["rows"]])
+        log.info("%s agency mapping of %d rows stored; refreshing", state, len(mapping["rows"]))
+        if refresh(self.db, state, 0, force=True) is not None:
+            self._prime(state)
         try:
             self.relay_outbox()
         except Exception:  # stays in the outbox; the timer sends it

@@ -67,7 +67,17 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 # The agencies the published numbers speak of: the API lists these, so the
 # list changes with the numbers, not when the ingest swap lands before them.
-AGENCY_SNAPSHOT = "CREATE TABLE {table} AS SELECT id, name FROM {state}.agency"
+# The operators' mapping gives display names and census GEO_IDs; the date of
+# each agency's latest stop feeds admin's compliance report.
+AGENCY_SNAPSHOT = """
+CREATE TABLE {table} AS
+SELECT agency.id, coalesce(mapping.name, agency.name) AS name, mapping.geoid,
+       (SELECT max(stop.date) FROM {state}.stop WHERE stop.agency_id = agency.id)
+           AS last_stop_at
+FROM {state}.agency
+LEFT JOIN stats.agency_mappings AS mapping
+       ON mapping.state = '{state}' AND mapping.code = agency.name
+"""
 
 
 def agencies_table(state: str) -> str:
@@ -82,6 +92,11 @@ def summary_table(state: str) -> str:
 def agency_table(state: str) -> str:
     """The same, rolled up over officers."""
     return f"stats.{state}_agency_summary"
+
+
+def building_agencies(state: str) -> str:
+    """The agency snapshot a refresh is building, before the swap."""
+    return _building(agencies_table(state))
 
 
 def _building(table: str) -> str:

@@ -1,0 +1,121 @@
+"""The operators' report mails: queued in the transaction of the change they
+report, sent afterwards by `send_pending` (the service runs it after each
+event and on a timer), so an SMTP outage delays a report but never loses it.
+
+Kinds: `live` (the import's numbers are served), `failed` (with the error),
+`new_agencies` (a CSV of them) and, after each nc import, `compliance`
+(agencies silent for 90 days, or "all agencies reported").
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+
+from services.admin import mail
+from shared.config import Config
+from shared.states import STATES
+from shared.tables import datasets, mails
+
+log = logging.getLogger(__name__)
+
+SILENT_DAYS = 90
+MAX_ATTEMPTS = 20
+
+
+def _dataset(conn, record: dict) -> dict:
+    """The dataset as it is now, or what the import remembers of it (the
+    nightly nc import replaces its dataset)."""
+    if record["dataset_id"] is not None:
+        row = conn.execute(select(datasets).where(datasets.c.id == record["dataset_id"])).first()
+        if row is not None:
+            out = dict(row._mapping)
+            return out | {key: out[key].isoformat() for key in ("date_added", "date_received")}
+    return {"id": record["dataset_id"], "state": record["state"], "name": record["dataset"],
+            "date_added": None, "date_received": None, "url": None, "destination": None,
+            "report_email_1": None, "report_email_2": None}
+
+
+def _queue(conn, kind: str, record: dict, to: list[str], **extra) -> None:
+    if not to:
+        return
+    content = {"dataset": _dataset(conn, record), "record": record, **extra}
+    conn.execute(mails.insert().values(import_id=record["id"], kind=kind, recipients=to,
+                                       content=content))
+
+
+def new_agencies(conn, record: dict, to: list[str]) -> None:
+    _queue(conn, "new_agencies", record, to, agencies=record["new_agencies"])
+
+
+def import_failed(conn, record: dict, to: list[str]) -> None:
+    _queue(conn, "failed", record, to)
+
+
+def import_live(conn, record: dict, to: list[str]) -> None:
+    _queue(conn, "live", record, to)
+    if record["state"] == "nc":
+        as_of = datetime.now(STATES["nc"].zone).date()
+        _queue(conn, "compliance", record, to, as_of=as_of.isoformat(),
+               silent=silent_agencies(conn, "nc", as_of))
+
+
+def silent_agencies(conn, state: str, as_of: date) -> list[dict]:
+    """Agencies of the published numbers whose latest stop is more than 90
+    days before `as_of` (in the state's time zone), or who have none."""
+    if conn.execute(text("SELECT to_regclass(:name)"),
+                    {"name": f"stats.{state}_agencies"}).scalar() is None:
+        return []
+    rows = conn.execute(text(
+        f"SELECT id, name, (last_stop_at AT TIME ZONE :zone)::date AS last_stop_date "
+        f"FROM stats.{state}_agencies "
+        f"WHERE last_stop_at IS NULL OR (last_stop_at AT TIME ZONE :zone)::date < :cutoff "
+        f"ORDER BY name, id"),
+        {"zone": STATES[state].time_zone, "cutoff": as_of - timedelta(days=SILENT_DAYS)})
+    return [{"id": row.id, "name": row.name,
+             "last_stop_date": row.last_stop_date.isoformat() if row.last_stop_date else None}
+            for row in rows]
+
+
+def compose(config: Config, kind: str, recipients: list[str], content: dict):
+    dataset, record = content["dataset"], content["record"]
+    if kind == "live":
+        return mail.import_succeeded(config, recipients, dataset, record)
+    if kind == "failed":
+        return mail.import_failed(config, recipients, dataset, record)
+    if kind == "new_agencies":
+        return mail.new_agencies_found(config, recipients, dataset, record, content["agencies"])
+    if kind == "compliance":
+        silent = [agency | {"last_stop_date": date.fromisoformat(agency["last_stop_date"])
+                            if agency["last_stop_date"] else None}
+                  for agency in content["silent"]]
+        return mail.compliance_report(config, recipients, dataset, record, silent,
+                                      date.fromisoformat(content["as_of"]))
+    raise ValueError(f"unknown mail kind {kind!r}")
+
+
+def send_pending(engine, config: Config, limit: int = 50) -> int:
+    """Send queued mails, oldest first; a failure is counted and retried on a
+    later call, up to MAX_ATTEMPTS. Returns how many were sent."""
+    sent = 0
+    with engine.begin() as conn:
+        rows = conn.execute(
+            select(mails).where(mails.c.sent_at.is_(None), mails.c.attempts < MAX_ATTEMPTS)
+            .order_by(mails.c.id).limit(limit).with_for_update(skip_locked=True)).all()
+        for row in rows:
+            try:
+                mail.send(config, compose(config, row.kind, row.recipients, row.content))
+            except Exception as error:
+                log.warning("mail %s (%s, import %s) not sent: %s", row.id, row.kind,
+                            row.import_id, error)
+                conn.execute(update(mails).where(mails.c.id == row.id).values(
+                    attempts=mails.c.attempts + 1, last_error=str(error)[:500]))
+                if isinstance(error, OSError):  # the server is down: try all later
+                    break
+                continue
+            conn.execute(update(mails).where(mails.c.id == row.id).values(
+                sent_at=func.now(), attempts=mails.c.attempts + 1, last_error=None))
+            sent += 1
+    return sent

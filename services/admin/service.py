@@ -1,0 +1,205 @@
+"""The `admin` service: dataset records, imports and their reports.
+
+Operators reach it through the gateway's operator API, which calls the rpc
+methods below with the SHA-256 of the caller's bearer token; every method
+checks it first. Admin emits `import_requested` (and `census_requested`,
+`agency_mapping_updated`) through its outbox, and follows the ingest
+services' `import_progress`, `dataset_loaded` and `dataset_failed` and the
+stats service's `stats_refreshed` to move each import on.
+
+    rpc.admin.add_dataset(digest, {"state": "nc", "name": "NC 2026-11", ...})
+    rpc.admin.request_import(digest, 3)    # {"id": 7, "status": "queued", ...}
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+
+import eventlet
+from marshmallow import ValidationError
+from nameko.events import event_handler
+from nameko.rpc import rpc
+from nameko.timer import timer
+
+from services.admin import datasets, imports, mappings, reports, tokens
+from shared import outbox
+from shared.events import (
+    ADMIN_SOURCE,
+    CENSUS_REQUESTED,
+    DATASET_FAILED,
+    DATASET_LOADED,
+    IMPORT_PROGRESS,
+    STATS_REFRESHED,
+    validated,
+)
+from shared.nameko_support import Database, Settings, publisher
+from shared.operator import (
+    CensusRefresh,
+    ImportFilter,
+    InvalidInput,
+    NotFound,
+    OperatorError,
+    flatten,
+)
+from shared.states import STATES
+from shared.tables import admin_outbox
+
+log = logging.getLogger(__name__)
+
+# A handler that cannot reach the database puts its event back after this
+# pause, rather than spinning on it.
+REQUEUE_PAUSE = 2.0
+
+
+def operator_call(method):
+    """An rpc method of the operator API: token checked, one transaction,
+    then the outbox and the mails sent at once."""
+
+    @rpc(expected_exceptions=(OperatorError,))
+    @functools.wraps(method)
+    def call(self, digest, *args):
+        with self.db.begin() as conn:
+            tokens.check(conn, digest)
+            result = method(self, conn, *args)
+        self._flush()
+        return result
+
+    return call
+
+
+def _load(schema, data) -> dict:
+    try:
+        return schema.load(data or {})
+    except ValidationError as error:
+        raise InvalidInput(flatten(error.messages)) from None
+
+
+class AdminService:
+    name = ADMIN_SOURCE
+
+    config = Settings()
+    db = Database()
+
+    @operator_call
+    def add_dataset(self, conn, body: dict) -> dict:
+        return datasets.add(conn, self.config, body)
+
+    @operator_call
+    def list_datasets(self, conn) -> list[dict]:
+        return datasets.all_(conn)
+
+    @operator_call
+    def get_dataset(self, conn, key) -> dict:
+        return datasets.find(conn, str(key))
+
+    @operator_call
+    def request_import(self, conn, dataset_key) -> dict:
+        return imports.request(conn, datasets.find(conn, str(dataset_key)))
+
+    @operator_call
+    def list_imports(self, conn, query: dict) -> list[dict]:
+        return imports.listed(conn, **_load(ImportFilter(), query))
+
+    @operator_call
+    def get_import(self, conn, import_id: int) -> dict:
+        return imports.get(conn, int(import_id))
+
+    @operator_call
+    def put_agency_mapping(self, conn, state: str, body: str) -> dict:
+        _known_state(state)
+        return mappings.replace_mapping(conn, state, mappings.parse_mapping(body))
+
+    @operator_call
+    def get_agency_mapping(self, conn, state: str) -> list[dict]:
+        _known_state(state)
+        return mappings.current_mapping(conn, state)
+
+    @operator_call
+    def request_census_refresh(self, conn, body: dict) -> dict:
+        year = _load(CensusRefresh(), body)["year"]
+        request_id = uuid.uuid4().hex
+        outbox.record(conn, ADMIN_SOURCE, CENSUS_REQUESTED,
+                      {"request_id": request_id, "years": [year] if year else None},
+                      table=admin_outbox)
+        return {"request_id": request_id, "status": "requested"}
+
+    # Events. Each runs in one transaction; a failure (database down) puts
+    # the event back on the queue.
+
+    def _follow(self, event_type: str, payload: dict) -> None:
+        try:
+            payload = validated(event_type, payload)
+        except ValidationError as error:
+            log.error("ignoring a malformed %s %s: %s", event_type, payload, error.messages)
+            return
+        try:
+            with self.db.begin() as conn:
+                if event_type == STATS_REFRESHED:
+                    imports.stats_refreshed(conn, payload)
+                else:
+                    import_id = imports.own_id(payload["import_id"])
+                    if import_id is None:
+                        return
+                    if event_type == IMPORT_PROGRESS:
+                        imports.progressed(conn, import_id, payload["phase"],
+                                           payload["done"], payload["total"])
+                    elif event_type == DATASET_LOADED:
+                        imports.loaded(conn, import_id, payload)
+                    else:
+                        imports.failed(conn, import_id, payload)
+        except Exception:
+            log.exception("could not apply %s; it goes back to the queue", event_type)
+            eventlet.sleep(REQUEUE_PAUSE)
+            raise
+        if event_type != IMPORT_PROGRESS:
+            self._flush()
+
+    @event_handler("stats", STATS_REFRESHED, requeue_on_error=True)
+    def follow_stats_refreshed(self, payload: dict) -> None:
+        self._follow(STATS_REFRESHED, payload)
+
+    def _flush(self) -> None:
+        """Publish the outbox and send queued mails now; what fails here is
+        left for the timer."""
+        try:
+            outbox.relay(self.db, publisher(self.config), table=admin_outbox)
+        except Exception:
+            log.exception("could not publish the outbox now")
+        try:
+            reports.send_pending(self.db, self.config)
+        except Exception:
+            log.exception("could not send mails now")
+
+    @timer(interval=10, eager=True)
+    def catch_up(self) -> None:
+        """What an outage left behind: unpublished events, unsent mails, and
+        a state whose next import was not dispatched."""
+        with self.db.begin() as conn:
+            for state in STATES:
+                imports.dispatch_next(conn, state)
+        self._flush()
+
+
+def _known_state(state: str) -> None:
+    if state not in STATES:
+        raise NotFound(f"there is no state {state!r}; the states are {', '.join(STATES)}")
+
+
+def _follower(source: str, event_type: str):
+    def follow(self, payload: dict) -> None:
+        self._follow(event_type, payload)
+
+    follow.__name__ = f"follow_{source}_{event_type}"
+    return event_handler(source, event_type, requeue_on_error=True)(follow)
+
+
+# One handler per ingest service and event: nameko binds a handler to one
+# source service.
+for _state in STATES.values():
+    for _event in (IMPORT_PROGRESS, DATASET_LOADED, DATASET_FAILED):
+        _handler = _follower(_state.ingest_service, _event)
+        setattr(AdminService, _handler.__name__, _handler)
+
+SERVICES = (AdminService,)

@@ -1,0 +1,79 @@
+"""The gateway's RPC client of the admin service: started nameko proxies kept
+in a pool per process (gunicorn worker), each with its reply queue already
+declared and consuming, so a call costs one round trip instead of a new
+connection and queue (a new proxy per request manages a handful of requests
+per second).
+
+    admin = AdminClient(config)
+    admin.call("list_datasets", digest)     # raises shared.operator errors
+
+A proxy whose call failed for any reason but the admin's own answer is
+dropped, not reused: its connection may be half gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from services.gateway.errors import Unavailable
+from shared.config import Config
+from shared.events import ADMIN_SOURCE
+from shared.operator import OperatorError
+
+log = logging.getLogger(__name__)
+
+# Long enough for the slowest operator call (a mapping of every agency);
+# short enough that a stopped admin service is reported rather than waited on.
+CALL_TIMEOUT = 15
+
+
+class AdminClient:
+    def __init__(self, config: Config, timeout: float = CALL_TIMEOUT):
+        self.nameko_config = config.nameko_config()
+        self.timeout = timeout
+        self.idle: queue.LifoQueue = queue.LifoQueue()
+
+    def _take(self):
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            standalone = ClusterRpcProxy(self.nameko_config, timeout=self.timeout)
+            return standalone, standalone.start()
+
+    def _drop(self, entry) -> None:
+        try:
+            entry[0].stop()
+        except Exception:  # already broken; nothing more to release
+            log.debug("stopping a broken admin proxy failed", exc_info=True)
+
+    def call(self, method: str, *args):
+        try:
+            entry = self._take()
+        except Exception as error:
+            log.warning("cannot connect to the broker for the admin service: %s", error)
+            raise Unavailable("the message broker is unreachable") from None
+        try:
+            result = getattr(entry[1][ADMIN_SOURCE], method)(*args)
+        except (OperatorError, RemoteError):
+            self.idle.put(entry)  # the admin answered; the proxy is sound
+            raise
+        except (RpcTimeout, UnknownService):
+            self._drop(entry)
+            raise Unavailable("the admin service did not answer") from None
+        except Exception as error:
+            self._drop(entry)
+            log.warning("admin call %s failed: %s: %s", method, type(error).__name__, error)
+            raise Unavailable("the admin service could not be reached") from None
+        self.idle.put(entry)
+        return result
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._drop(self.idle.get_nowait())
+            except queue.Empty:
+                return

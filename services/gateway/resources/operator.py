@@ -1,0 +1,103 @@
+"""The operator API under /admin/api/: each route checks that a bearer token
+was sent and passes its SHA-256 to the admin service over RPC, which checks
+it, validates the body and answers (or raises one of shared/operator.py's
+errors, which errors.py renders).
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from services.gateway.errors import PayloadTooLarge, Unauthorized
+from shared.operator import InvalidInput, token_digest
+
+MAX_CSV_BYTES = 8 * 1024 * 1024
+
+
+def _digest(req) -> str:
+    scheme, _, token = (req.get_header("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send the operator token as 'Authorization: Bearer <token>'")
+    return token_digest(token.strip())
+
+
+def _json_body(req) -> dict:
+    body = req.get_media(default_when_empty=None)
+    if not isinstance(body, dict):
+        raise InvalidInput({"body": "must be a JSON object"})
+    return body
+
+
+def _csv_body(req) -> str:
+    if req.content_length is not None and req.content_length > MAX_CSV_BYTES:
+        raise PayloadTooLarge(f"the CSV body is larger than {MAX_CSV_BYTES // 2**20} MB")
+    raw = req.bounded_stream.read(MAX_CSV_BYTES + 1)
+    if len(raw) > MAX_CSV_BYTES:
+        raise PayloadTooLarge(f"the CSV body is larger than {MAX_CSV_BYTES // 2**20} MB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidInput({"body": f"must be UTF-8 text (byte {error.start} is not)"}) \
+            from None
+
+
+class OperatorResource:
+    def __init__(self, admin):
+        self.admin = admin
+
+    def call(self, req, method: str, *args):
+        return self.admin.call(method, _digest(req), *args)
+
+
+class Datasets(OperatorResource):
+    def on_get(self, req, resp) -> None:
+        resp.media = self.call(req, "list_datasets")
+
+    def on_post(self, req, resp) -> None:
+        digest = _digest(req)
+        resp.media = self.admin.call("add_dataset", digest, _json_body(req))
+        resp.status = falcon.HTTP_201
+        resp.location = f"/admin/api/datasets/{resp.media['id']}/"
+
+
+class Dataset(OperatorResource):
+    def on_get(self, req, resp, dataset_id: int) -> None:
+        resp.media = self.call(req, "get_dataset", dataset_id)
+
+
+class DatasetImport(OperatorResource):
+    def on_post(self, req, resp, dataset_id: int) -> None:
+        record = self.call(req, "request_import", dataset_id)
+        resp.media = {"import_id": record["id"], "status": record["status"]}
+        resp.status = falcon.HTTP_202
+        resp.location = f"/admin/api/imports/{record['id']}/"
+
+
+class Imports(OperatorResource):
+    def on_get(self, req, resp) -> None:
+        query = {name: req.get_param(name) for name in ("state", "status", "limit")
+                 if req.get_param(name)}
+        resp.media = self.call(req, "list_imports", query)
+
+
+class Import(OperatorResource):
+    def on_get(self, req, resp, import_id: int) -> None:
+        resp.media = self.call(req, "get_import", import_id)
+
+
+class AgencyMapping(OperatorResource):
+    def on_get(self, req, resp, state: str) -> None:
+        rows = self.call(req, "get_agency_mapping", state)
+        resp.media = rows
+
+    def on_put(self, req, resp, state: str) -> None:
+        digest = _digest(req)
+        resp.media = self.admin.call("put_agency_mapping", digest, state, _csv_body(req))
+
+
+class CensusRefresh(OperatorResource):
+    def on_post(self, req, resp) -> None:
+        digest = _digest(req)
+        body = req.get_media(default_when_empty=None) or {}
+        resp.media = self.admin.call("request_census_refresh", digest, body)
+        resp.status = falcon.HTTP_202

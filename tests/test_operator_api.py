@@ -1,0 +1,207 @@
+"""The operator API through the gateway, answered by the admin service over the
+real broker: tokens, validation, dataset records and the agency mapping.
+Imports followed to their end are in test_admin_flow.py."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import OPERATOR_TOKEN
+
+
+def dataset_body(**changes) -> dict:
+    tag = uuid.uuid4().hex[:8]
+    body = {"state": "nc", "name": f"NC release {tag}", "date_received": "2026-11-20",
+            "url": f"https://data.example.org/nc/{tag}.zip",
+            "report_email_1": "ops@example.org"}
+    return body | changes
+
+
+def test_no_token_is_401_and_a_wrong_one_403(operator):
+    missing = operator.call("GET", "/admin/api/datasets/", token=None)
+    assert missing.status_code == 401
+    assert "Bearer" in missing.json["description"]
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+
+    wrong = operator.call("GET", "/admin/api/datasets/", token=OPERATOR_TOKEN + "x")
+    assert wrong.status_code == 403
+    assert wrong.json["description"] == "the operator token is not valid"
+
+    basic = operator.call("GET", "/admin/api/imports/", token=None,
+                          headers={"Authorization": f"Basic {OPERATOR_TOKEN}"})
+    assert basic.status_code == 401
+
+    # Nothing was created by refused calls.
+    refused = operator.call("POST", "/admin/api/datasets/", token="nope", json=dataset_body())
+    assert refused.status_code == 403
+    assert operator.call("GET", "/admin/api/datasets/").json == []
+
+
+def test_tokens_are_stored_hashed(operator, db):
+    stored = [row.token_sha256 for row in db("SELECT token_sha256 FROM admin.operator_tokens")]
+    assert stored and OPERATOR_TOKEN not in stored
+    assert all(len(digest) == 64 for digest in stored)
+
+
+def test_register_list_and_read_a_dataset(operator, db):
+    body = dataset_body(destination="nc/2026-11", report_email_2="lawyer@example.org")
+    created = operator.call("POST", "/admin/api/datasets/", json=body)
+
+    assert created.status_code == 201, created.text
+    record = created.json
+    assert created.headers["Location"] == f"/admin/api/datasets/{record['id']}/"
+    assert {key: record[key] for key in body if key != "destination"} == {
+        key: value for key, value in body.items() if key != "destination"}
+    assert record["destination"].endswith("/data/nc/2026-11")
+    assert record["date_added"] == db("SELECT current_date")[0][0].isoformat()
+
+    assert operator.call("GET", f"/admin/api/datasets/{record['id']}/").json == record
+    assert record in operator.call("GET", "/admin/api/datasets/").json
+    missing = operator.call("GET", "/admin/api/datasets/999999/")
+    assert missing.status_code == 404
+    assert missing.json["description"] == "there is no dataset 999999"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("state", "va", "must be one of il, md, nc"),
+    ("date_received", "2026-02-30", "Not a valid date."),
+    ("date_received", "20/11/2026", "Not a valid date."),
+    ("report_email_1", "not-an-address", "Not a valid email address."),
+    ("report_email_2", "a@", "Not a valid email address."),
+    ("url", "gopher://example.org/release.zip", "the scheme must be one of http, https, ftp"),
+    ("url", "file:///etc/passwd", None),
+    ("url", "https:///no-host.zip", "the URL names no host"),
+    ("destination", "../../etc", "must be a folder inside the data folder"),
+    ("destination", "/tmp/elsewhere", "must be a folder inside the data folder"),
+    ("name", "", "Length must be between 1 and 200."),
+    ("colour", "blue", "Unknown field."),
+])
+def test_a_bad_field_is_a_400_naming_it(operator, admin_config, field, value, message):
+    if field == "url" and value.startswith("file:"):
+        # file:// is accepted only where the configuration allows it.
+        assert admin_config.allow_file_urls
+        accepted = operator.call("POST", "/admin/api/datasets/",
+                                 json=dataset_body(url=f"file:///{uuid.uuid4().hex}.zip"))
+        assert accepted.status_code == 201, accepted.text
+        return
+    response = operator.call("POST", "/admin/api/datasets/", json=dataset_body(**{field: value}))
+
+    assert response.status_code == 400, response.text
+    assert list(response.json["errors"]) == [field]
+    assert message in response.json["errors"][field]
+    assert field in response.json["description"]
+
+
+def test_file_urls_are_refused_unless_enabled(start_service, admin_config, tmp_path):
+    from tests.support.gateway import gateway_client
+
+    start_service("services.admin", ODP_ALLOW_FILE_URLS="0",
+                  ODP_ADMIN_TOKENS=OPERATOR_TOKEN)
+    with gateway_client(admin_config) as client:
+        response = client.simulate_post(
+            "/admin/api/datasets/", json=dataset_body(url="file:///srv/release.zip"),
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    assert response.status_code == 400
+    assert response.json["errors"]["url"] == "the scheme must be one of http, https, ftp"
+
+
+def test_missing_fields_and_a_body_that_is_not_an_object(operator):
+    response = operator.call("POST", "/admin/api/datasets/", json={"state": "nc"})
+    assert response.status_code == 400
+    assert set(response.json["errors"]) == {"name", "date_received", "url"}
+
+    response = operator.call("POST", "/admin/api/datasets/", json=["nc"])
+    assert response.status_code == 400
+    assert response.json["errors"] == {"body": "must be a JSON object"}
+
+    response = operator.call("POST", "/admin/api/datasets/", body="{not json",
+                             headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_a_used_name_or_url_is_a_409(operator):
+    first = operator.call("POST", "/admin/api/datasets/", json=dataset_body())
+    assert first.status_code == 201
+
+    same_name = operator.call("POST", "/admin/api/datasets/",
+                              json=dataset_body(name=first.json["name"]))
+    assert same_name.status_code == 409
+    assert same_name.json["description"].startswith("name: ")
+
+    same_url = operator.call("POST", "/admin/api/datasets/",
+                             json=dataset_body(url=first.json["url"]))
+    assert same_url.status_code == 409
+    assert same_url.json["description"].startswith("url: ")
+
+
+def test_imports_of_unknown_datasets_and_bad_filters(operator):
+    assert operator.call("POST", "/admin/api/datasets/424242/import/").status_code == 404
+    assert operator.call("GET", "/admin/api/imports/424242/").status_code == 404
+    bad = operator.call("GET", "/admin/api/imports/", params={"status": "lost"})
+    assert bad.status_code == 400
+    assert list(bad.json["errors"]) == ["status"]
+
+
+def test_agency_mapping_upload_is_checked_line_by_line(operator):
+    path = "/admin/api/agencies/nc/mapping/"
+    good = "code,name,geoid\nDURHAM POLICE DEPT,Durham Police Department,1600000US3719000\n" \
+           "ALDER PD,Alder Police Department,\n"
+    response = operator.call("PUT", path, body=good, headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json == {"state": "nc", "rows": 2}
+    assert operator.call("GET", path).json == [
+        {"code": "ALDER PD", "name": "Alder Police Department", "geoid": None},
+        {"code": "DURHAM POLICE DEPT", "name": "Durham Police Department",
+         "geoid": "1600000US3719000"}]
+
+    for body, expected in [
+        ("code,name\nA,B\n", "line 1: the header must be code,name,geoid"),
+        ("code,name,geoid\nA,,\n", "line 2, column name: must not be empty"),
+        ("code,name,geoid\nA,B,\nC,D,37063\n",
+         "line 3, column geoid: '37063' is not a census GEO_ID"),
+        ("code,name,geoid\nA,B,\nA,C,\n", "line 3, column code: 'A' is already mapped on line 2"),
+        ("code,name,geoid\nA,B\n", "line 2: 2 columns where 3 (code,name,geoid) are expected"),
+    ]:
+        response = operator.call("PUT", path, body=body)
+        assert response.status_code == 400, body
+        assert expected in response.json["errors"]["body"], response.json
+
+    # A refused upload left the mapping as it was.
+    assert len(operator.call("GET", path).json) == 2
+    assert operator.call("PUT", "/admin/api/agencies/va/mapping/",
+                         body="code,name,geoid\n").status_code == 404
+
+
+def test_census_refresh_is_accepted(operator, db):
+    response = operator.call("POST", "/admin/api/census/refresh/", json={"year": 2022})
+    assert response.status_code == 202
+    assert response.json["status"] == "requested"
+    (payload,) = [row.payload for row in db(
+        "SELECT payload FROM admin.outbox WHERE event_type = 'census_requested' "
+        "AND payload->>'request_id' = :id", id=response.json["request_id"])]
+    assert payload["years"] == [2022]
+    bad = operator.call("POST", "/admin/api/census/refresh/", json={"year": "soon"})
+    assert bad.status_code == 400 and list(bad.json["errors"]) == ["year"]
+
+
+def test_a_stopped_admin_service_is_a_503(operator, start_service):
+    start_service.stop_all("services.admin")
+    response = operator.call("GET", "/admin/api/datasets/")
+    assert response.status_code == 503
+    assert "admin" in response.json["description"]
+
+
+def test_openapi_describes_the_operator_routes(client):
+    document = client.simulate_get("/openapi.json").json
+    datasets = document["paths"]["/admin/api/datasets/"]
+    assert set(datasets) == {"get", "post"}
+    assert "201" in datasets["post"]["responses"] and "409" in datasets["post"]["responses"]
+    assert datasets["post"]["security"] == [{"operatorToken": []}]
+    schema = document["components"]["schemas"]["DatasetIn"]
+    assert set(schema["required"]) == {"state", "name", "date_received", "url"}
+    assert schema["properties"]["report_email_1"]["format"] == "email"
+    assert set(document["paths"]["/admin/api/agencies/{state}/mapping/"]) == {"get", "put"}
+    assert "202" in document["paths"]["/admin/api/datasets/{dataset_id}/import/"]["post"][
+        "responses"]
