@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STOPS ?= 1000000
 
-.PHONY: run test lint bench bench-ingest bench-api services db venv clean
+.PHONY: run test lint bench bench-ingest bench-api bench-operator services db venv clean
 
 venv: $(STAMP)
 
@@ -30,13 +30,16 @@ test: venv services
 lint: venv
 	$(VENV)/bin/ruff check .
 
-bench: bench-ingest bench-api
+bench: bench-ingest bench-api bench-operator
 
 bench-ingest: venv services db
 	$(PY) -m bench.ingest --stops $(BENCH_STOPS)
 
 bench-api: venv services db
 	$(PY) -m bench.api --stops $(BENCH_STOPS)
+
+bench-operator: venv services db
+	$(PY) -m bench.operator
 
 clean:
 	rm -rf $(VENV) data bench-data .pytest_cache .ruff_cache

@@ -1,9 +1,28 @@
 """`odp`: the platform's command line for operators and development.
 
+Development and local operation:
+
     odp db setup                        create the database and roles, migrate
     odp ingest nc --url URL [--dest DIR] [--min-stop-id A --max-stop-id B]
     odp facts STATE                     a state's landing-page facts
     odp run                             the whole stack, as `make run` starts it
+
+Operator commands, through the operator API at ODP_URL with the bearer
+token ODP_TOKEN (odp/operator.py):
+
+    odp datasets add --state nc --name NAME --date-received YYYY-MM-DD --url URL
+                     [--dest DIR] [--email ADDR [--email ADDR]]
+    odp datasets list
+    odp import DATASET [--follow [--timeout SECONDS]]   by id or exact name
+    odp imports list [--state S] [--status S] [--limit N]
+    odp imports show ID
+    odp agencies upload STATE FILE.csv  replace the state's agency mapping
+    odp agencies mapping STATE          print it as CSV (code,name,geoid)
+    odp census refresh [--year Y]       ask for the census profiles again
+
+They exit 0 on success, 2 when the input or the setup is wrong (a field the
+API refused, no ODP_TOKEN) and 1 otherwise (a refused token, the gateway or
+the admin service down, an unknown dataset, a conflict, a failed import).
 """
 
 from __future__ import annotations
@@ -15,9 +34,11 @@ import uuid
 
 from shared.config import Config
 from shared.logs import setup_logging
+from shared.operator import IMPORT_STATUSES
 from shared.states import STATES
 
 log = logging.getLogger("odp")
+OPERATOR_COMMANDS = ("datasets", "import", "imports", "agencies", "census")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +74,138 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run every service, supervised, and load the sample releases",
         description="What `make run` starts: the services in one supervised process "
                     "group, with the bundled sample releases imported through the bus.")
+    add_operator_commands(commands)
     return parser
+
+
+OPERATOR_NOTE = ("Talks to the operator API of the gateway at ODP_URL, with ODP_TOKEN as "
+                 "the bearer token (both read from the environment or from .env).")
+
+
+class AtMostTwice(argparse.Action):
+    """An option that may be given once or twice (report addresses)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        values = [*(getattr(namespace, self.dest) or []), value]
+        if len(values) > 2:
+            parser.error(f"{option_string} may be given at most twice")
+        setattr(namespace, self.dest, values)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps the prose of a description or epilog, but keeps its indented
+    lines (the examples) as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if line.startswith("  ")
+                         else super(HelpFormatter, self)._fill_text(line, width, indent)
+                         for line in text.split("\n"))
+
+
+def _operator_parser(commands, name: str, help: str, description: str, *examples: str):
+    return commands.add_parser(
+        name, help=help, description=f"{description} {OPERATOR_NOTE}",
+        epilog="example:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=HelpFormatter)
+
+
+def _group(commands, name: str, help: str, description: str, *examples: str):
+    group = _operator_parser(commands, name, help, description, *examples)
+    return group.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def add_operator_commands(commands) -> None:
+    datasets = _group(commands, "datasets", "dataset records (operator API)",
+                      "Register the releases that can be imported, and list them.",
+                      "odp datasets list", "odp datasets add --help")
+    add = _operator_parser(
+        datasets, "add", "register a release to import",
+        "Register a dataset: a state's release at a URL, to import later with "
+        "`odp import`. Prints the created record. A refused field is printed as "
+        "'error: FIELD: message' (exit 2); a name or URL already used is exit 1.",
+        "odp datasets add --state nc --name 'NC 2026-11' --date-received 2026-11-26 \\",
+        "    --url ftp://nc.us/ --email ops@example.org")
+    add.add_argument("--state", required=True, choices=sorted(STATES),
+                     help="the release's state")
+    add.add_argument("--name", required=True, help="a name of your own, unique")
+    add.add_argument("--date-received", required=True, metavar="YYYY-MM-DD",
+                     help="when the state delivered the release")
+    add.add_argument("--url", required=True,
+                     help="where the release is: http(s)://, ftp://, ftp://nc.us/ (the "
+                          "state's server with the configured login) or file:// where the "
+                          "services allow it")
+    add.add_argument("--dest", metavar="DIR",
+                     help="folder inside the services' data folder to download into")
+    add.add_argument("--email", action=AtMostTwice, metavar="ADDR",
+                     help="who is mailed the import's outcome (at most twice)")
+    _operator_parser(datasets, "list", "list the dataset records",
+                     "A table of every dataset: id, state, name, date received, url.",
+                     "odp datasets list")
+
+    run_import = _operator_parser(
+        commands, "import", "import a dataset through the services (operator API)",
+        "Ask for an import of a registered dataset; prints 'import N queued'. One import "
+        "of a state runs at a time, so it may wait for another. With --follow, show its "
+        "progress until the stats refresh makes it live (exit 0, with its counts) or it "
+        "fails (exit 1, with the phase and the error).",
+        "odp import 'NC 2026-11' --follow")
+    run_import.add_argument("dataset", metavar="DATASET",
+                            help="the dataset's id, or its exact name")
+    run_import.add_argument("--follow", action="store_true",
+                            help="poll the import and show its progress until it ends")
+    run_import.add_argument("--timeout", type=float, default=3600, metavar="SECONDS",
+                            help="with --follow, give up following (exit 1) after this "
+                                 "long; the import goes on (default: %(default)g)")
+
+    imports = _group(commands, "imports", "imports and their progress (operator API)",
+                     "List imports and read one.", "odp imports list --status running",
+                     "odp imports show 7")
+    listed = _operator_parser(
+        imports, "list", "list imports, newest first",
+        "A table of imports, newest first: id, dataset, state, status, phase, started, "
+        "finished (UTC).", "odp imports list --state nc --status failed --limit 10")
+    listed.add_argument("--state", choices=sorted(STATES), help="only this state's")
+    listed.add_argument("--status", choices=IMPORT_STATUSES, help="only imports in this status")
+    listed.add_argument("--limit", type=int, metavar="N", help="at most N (default 50)")
+    show = _operator_parser(
+        imports, "show", "one import in full",
+        "An import's status, phase, progress, times, counts, rejected rows and error.",
+        "odp imports show 7")
+    show.add_argument("import_id", type=int, metavar="ID", help="the import's id")
+
+    agencies = _group(commands, "agencies", "agency mappings (operator API)",
+                      "The mapping of raw agency codes (md, il) or descriptions (nc) to "
+                      "display names and census GEO_IDs.",
+                      "odp agencies mapping nc > nc-agencies.csv",
+                      "odp agencies upload nc nc-agencies.csv")
+    upload = _operator_parser(
+        agencies, "upload", "replace a state's agency mapping with a CSV file",
+        "Replace the state's whole agency mapping with FILE, a CSV with the header "
+        "code,name,geoid. It applies at once to the current agencies and to later "
+        "imports. A refused file prints each problem with its line and column (exit 2).",
+        "odp agencies upload nc nc-agencies.csv")
+    upload.add_argument("state", choices=sorted(STATES), metavar="STATE",
+                        help=f"the mapping's state ({', '.join(sorted(STATES))})")
+    upload.add_argument("file", metavar="FILE.csv", help="the CSV file (code,name,geoid)")
+    mapping = _operator_parser(
+        agencies, "mapping", "print a state's agency mapping as CSV",
+        "Print the state's agency mapping in force as CSV (code,name,geoid), the form "
+        "`odp agencies upload` takes.",
+        "odp agencies mapping nc > nc-agencies.csv")
+    mapping.add_argument("state", choices=sorted(STATES), metavar="STATE",
+                         help=f"the mapping's state ({', '.join(sorted(STATES))})")
+
+    census = _group(commands, "census", "census profiles (operator API)",
+                    "The census profiles of the agencies.", "odp census refresh")
+    refresh = _operator_parser(
+        census, "refresh", "ask for the census profiles to be loaded again",
+        "Ask for the census profiles to be loaded again; prints the request's id. "
+        "The command returns once the request is accepted: following it to its end "
+        "comes later, with the census service.",
+        "odp census refresh --year 2022")
+    refresh.add_argument("--year", type=int, metavar="Y",
+                         help="the ACS 5-year release to load (default: the configured "
+                              "years)")
 
 
 def main(argv=None) -> int:
@@ -77,6 +229,10 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         return 0
+    if args.command in OPERATOR_COMMANDS:
+        from odp.operator import run
+
+        return run(args.command, getattr(args, "action", None), args, config)
     if args.command == "run":
         from odp.stack import run_stack
 

@@ -1,5 +1,5 @@
 """`odp run` (what `make run` starts): every service in one supervised
-process group (ingest, stats, and the gateway under gunicorn), and the
+process group (ingest, stats, admin, and the gateway under gunicorn), and the
 bundled sample releases imported through the bus.
 
 Each child's output is printed with its name in front; a child that dies is
@@ -181,6 +181,7 @@ def run_stack(config: Config) -> int:
     children = [
         Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0]),
         Child("stats", [sys.executable, "-m", "services.stats"], COLORS[1]),
+        Child("admin", [sys.executable, "-m", "services.admin"], COLORS[3]),
         Child("gateway", [sys.executable, "-m", "gunicorn", "--workers", "2",
                           "--bind", f"127.0.0.1:{config.port}", "--access-logfile", "-",
                           "services.gateway.wsgi:app"], COLORS[2], GUNICORN_READY),

@@ -25,6 +25,9 @@ AGENCY_MAPPING_UPDATED = "agency_mapping_updated"
 # The service that emits import requests: nameko routes events by their
 # source service's name.
 ADMIN_SOURCE = "admin"
+# The ingest services' handler of import_requested; admin declares its queue
+# before publishing, so a request sent before ingest ever ran is kept.
+IMPORT_HANDLER = "load_release"
 
 state_field = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
 

@@ -50,11 +50,28 @@ class Database(DependencyProvider):
         return self.engine
 
 
-def publisher(config: Config):
+def handler_queue(config: Config, source: str, event_type: str, service: str,
+                  method: str):
+    """The queue nameko declares for `service.method`, an @event_handler of
+    `source`'s `event_type` (same name and flags, or the broker refuses)."""
+    from kombu import Queue
+    from nameko.standalone.events import get_event_exchange
+
+    return Queue(f"evt-{source}-{event_type}--{service}.{method}",
+                 exchange=get_event_exchange(source, config.nameko_config()),
+                 routing_key=event_type, durable=True, auto_delete=False, exclusive=False)
+
+
+def publisher(config: Config, consumers=None):
     """`dispatch(source, event_type, payload)` that publishes as `source`:
     events relayed from an outbox keep the service that recorded them. The
     source's event exchange is declared on the way, so a publish on a fresh
-    broker does not fail for want of it."""
+    broker does not fail for want of it.
+
+    A topic exchange drops what no queue is bound to yet. For events that
+    must wait for a consumer that has never run (an import request on a
+    fresh broker), `consumers(source, event_type, payload)` names the
+    handler queues to declare and bind first, as handler_queue builds them."""
     from nameko.amqp.publish import Publisher
     from nameko.standalone.events import get_event_exchange
 
@@ -63,8 +80,9 @@ def publisher(config: Config):
 
     def dispatch(source: str, event_type: str, payload: dict) -> None:
         exchange = get_event_exchange(source, nameko_config)
+        queues = consumers(source, event_type, payload) if consumers else []
         publisher_.publish(payload, exchange=exchange, routing_key=event_type,
-                           declare=[exchange])
+                           declare=[exchange, *queues])
 
     return dispatch
 

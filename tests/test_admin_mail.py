@@ -31,21 +31,15 @@ AS_OF = datetime.date(2026, 11, 27)
 
 
 @pytest.fixture
-def sink():
-    sink = SmtpSink()
-    yield sink
-    sink.close()
-
-
-@pytest.fixture
-def config(sink) -> Config:
+def config(smtp) -> Config:
+    """Settings of this module's own: these tests need no database."""
     return Config.from_env(environ={}, env_file=None).with_changes(
-        smtp_host=sink.host, smtp_port=sink.port, mail_from="ODP <odp@example.org>")
+        smtp_host=smtp.host, smtp_port=smtp.port, mail_from="ODP <odp@example.org>")
 
 
-def deliver(config: Config, sink: SmtpSink, message):
+def deliver(config: Config, smtp: SmtpSink, message):
     mail.send(config, message)
-    return sink.wait_for(lambda arrived: arrived["Message-ID"] == message["Message-ID"],
+    return smtp.wait_for(lambda arrived: arrived["Message-ID"] == message["Message-ID"],
                          timeout=10)
 
 
@@ -62,8 +56,8 @@ def csv_attachment(message, filename: str) -> tuple[list[str], list[dict]]:
     return reader.fieldnames, list(reader)
 
 
-def test_success_mail_lists_counts_and_times(config, sink):
-    arrived = deliver(config, sink, mail.import_succeeded(config, TO, DATASET, RECORD))
+def test_success_mail_lists_counts_and_times(config, smtp):
+    arrived = deliver(config, smtp, mail.import_succeeded(config, TO, DATASET, RECORD))
 
     assert arrived["Subject"] == '[Open Data Policing] NC import "NC 2026-11" is live'
     assert arrived["From"] == "ODP <odp@example.org>"
@@ -77,12 +71,12 @@ def test_success_mail_lists_counts_and_times(config, sink):
     assert "stops" in text and "persons" in text and "searches" in text
 
 
-def test_failure_mail_gives_phase_and_error_verbatim(config, sink):
+def test_failure_mail_gives_phase_and_error_verbatim(config, smtp):
     error = ('STOPS.txt line 12: expected 14 fields, got 9\n'
              '  row: 1,"Alder, Town",\tK9 <unit> 100% & more')
     failed = RECORD | {"status": "failed", "phase": "staging", "counts": {}, "error": error}
 
-    arrived = deliver(config, sink, mail.import_failed(config, TO, DATASET, failed))
+    arrived = deliver(config, smtp, mail.import_failed(config, TO, DATASET, failed))
 
     assert arrived["Subject"] == '[Open Data Policing] NC import "NC 2026-11" failed'
     text = body(arrived)
@@ -92,12 +86,12 @@ def test_failure_mail_gives_phase_and_error_verbatim(config, sink):
     assert "is now live" not in text
 
 
-def test_new_agencies_are_attached_as_csv(config, sink):
+def test_new_agencies_are_attached_as_csv(config, smtp):
     agencies = [{"id": 12, "name": "Alder Police Department"},
                 {"id": 13, "name": 'Birch, "Old Town" Sheriff\'s Office'},
                 {"id": 140, "name": "Cedar Campus Police"}]
 
-    arrived = deliver(config, sink,
+    arrived = deliver(config, smtp,
                       mail.new_agencies_found(config, TO, DATASET, RECORD, agencies))
 
     assert arrived["Subject"] == ('[Open Data Policing] NC import "NC 2026-11" '
@@ -117,11 +111,11 @@ def test_one_new_agency_is_named_in_the_singular(config):
     assert message["Subject"].endswith("found 1 new agency")
 
 
-def test_compliance_report_attaches_silent_agencies(config, sink):
+def test_compliance_report_attaches_silent_agencies(config, smtp):
     silent = [{"id": 3, "name": "Dogwood, Town of", "last_stop_date": datetime.date(2026, 7, 1)},
               {"id": 9, "name": "Elm Police", "last_stop_date": None}]
 
-    arrived = deliver(config, sink,
+    arrived = deliver(config, smtp,
                       mail.compliance_report(config, TO, DATASET, RECORD, silent, AS_OF))
 
     assert arrived["Subject"] == "[Open Data Policing] NC compliance report for 2026-11-27"
@@ -135,8 +129,8 @@ def test_compliance_report_attaches_silent_agencies(config, sink):
                     {"id": "9", "name": "Elm Police", "last_stop_date": ""}]
 
 
-def test_compliance_report_when_every_agency_reported(config, sink):
-    arrived = deliver(config, sink,
+def test_compliance_report_when_every_agency_reported(config, smtp):
+    arrived = deliver(config, smtp,
                       mail.compliance_report(config, TO, DATASET, RECORD, [], AS_OF))
 
     assert arrived["Subject"] == "[Open Data Policing] NC compliance report for 2026-11-27"
@@ -147,11 +141,11 @@ def test_compliance_report_when_every_agency_reported(config, sink):
     assert "All agencies reported" in lines[0] and "2026-11-27" in lines[0]
 
 
-def test_line_breaks_in_a_dataset_name_add_no_header(config, sink):
+def test_line_breaks_in_a_dataset_name_add_no_header(config, smtp):
     dataset = DATASET | {"name": "NC 2026-11\r\nBcc: x@y"}
 
     message = mail.import_succeeded(config, TO, dataset, RECORD)
-    arrived = deliver(config, sink, message)
+    arrived = deliver(config, smtp, message)
 
     assert message["Bcc"] is None
     assert arrived["Bcc"] is None

@@ -135,7 +135,11 @@ def test_openapi_lists_every_route_with_its_parameters(client):
                 "/healthz", "/readyz", "/openapi.json"} | {
         f"{base}{name}/" for name in ("stops", "stops_by_reason", "searches",
                                       "searches_by_type", "use_of_force",
-                                      "contraband_hit_rate")}
+                                      "contraband_hit_rate")} | {
+        "/admin/api/datasets/", "/admin/api/datasets/{dataset_id}/",
+        "/admin/api/datasets/{dataset_id}/import/", "/admin/api/imports/",
+        "/admin/api/imports/{import_id}/", "/admin/api/agencies/{state}/mapping/",
+        "/admin/api/census/refresh/"}
     assert set(document["paths"]) == expected
 
     def parameters(path):

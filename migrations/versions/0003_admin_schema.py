@@ -96,6 +96,8 @@ def upgrade() -> None:
                   server_default=sa.func.now()),
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False,
+                  server_default=sa.func.now()),
         sa.Column("last_error", sa.Text),
         schema="admin",
     )

@@ -20,9 +20,12 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.admin import reports
 from shared import outbox
+from shared.config import Config
 from shared.db import advisory_key
-from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
+from shared.events import ADMIN_SOURCE, IMPORT_HANDLER, IMPORT_REQUESTED
+from shared.nameko_support import handler_queue, publisher
 from shared.operator import NotFound
+from shared.states import STATES
 from shared.tables import admin_outbox, imports, refreshes
 
 UNDER_WAY = ("queued", "running", "loaded")
@@ -99,6 +102,19 @@ def dispatch_next(conn, state: str) -> int | None:
         "destination": waiting.destination, "dataset_id": waiting.dataset_id,
     }, table=admin_outbox)
     return waiting.id
+
+
+def admin_publisher(config: Config):
+    """Publishes admin's outbox; an import request also declares the queue
+    of its state's ingest service, so it waits there even if that service
+    has never run on this broker."""
+    def consumers(source: str, event_type: str, payload: dict) -> list:
+        if event_type != IMPORT_REQUESTED:
+            return []
+        return [handler_queue(config, source, event_type,
+                              STATES[payload["state"]].ingest_service, IMPORT_HANDLER)]
+
+    return publisher(config, consumers)
 
 
 def own_id(import_id: str) -> int | None:

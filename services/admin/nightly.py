@@ -20,7 +20,7 @@ from shared import outbox
 from shared.config import Config
 from shared.db import make_engine
 from shared.logs import setup_logging
-from shared.nameko_support import broker_reachable, publisher
+from shared.nameko_support import broker_reachable
 from shared.states import STATES
 from shared.tables import admin_outbox
 
@@ -37,7 +37,7 @@ def schedule(config: Config, today: date | None = None) -> dict:
             record = imports.request(conn, dataset,
                                      report_to=list(config.nc_auto_import_monitors))
         if broker_reachable(config):
-            outbox.relay(engine, publisher(config), table=admin_outbox)
+            outbox.relay(engine, imports.admin_publisher(config), table=admin_outbox)
     finally:
         engine.dispose()
     return record

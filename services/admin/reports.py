@@ -22,7 +22,7 @@ from shared.tables import datasets, mails
 log = logging.getLogger(__name__)
 
 SILENT_DAYS = 90
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 30
 
 
 def _dataset(conn, record: dict) -> dict:
@@ -97,22 +97,30 @@ def compose(config: Config, kind: str, recipients: list[str], content: dict):
 
 
 def send_pending(engine, config: Config, limit: int = 50) -> int:
-    """Send queued mails, oldest first; a failure is counted and retried on a
-    later call, up to MAX_ATTEMPTS. Returns how many were sent."""
+    """Send queued mails that are due, oldest first; a failure is retried
+    after a pause that doubles each time (up to an hour), MAX_ATTEMPTS
+    times in all: about a day. Returns how many were sent."""
     sent = 0
     with engine.begin() as conn:
         rows = conn.execute(
-            select(mails).where(mails.c.sent_at.is_(None), mails.c.attempts < MAX_ATTEMPTS)
+            select(mails).where(mails.c.sent_at.is_(None), mails.c.attempts < MAX_ATTEMPTS,
+                                mails.c.next_attempt_at <= func.now())
             .order_by(mails.c.id).limit(limit).with_for_update(skip_locked=True)).all()
-        for row in rows:
+        for index, row in enumerate(rows):
             try:
                 mail.send(config, compose(config, row.kind, row.recipients, row.content))
             except Exception as error:
                 log.warning("mail %s (%s, import %s) not sent: %s", row.id, row.kind,
                             row.import_id, error)
-                conn.execute(update(mails).where(mails.c.id == row.id).values(
-                    attempts=mails.c.attempts + 1, last_error=str(error)[:500]))
-                if isinstance(error, OSError):  # the server is down: try all later
+                # A server that cannot be reached fails every mail alike: all
+                # of them wait, rather than each costing a connect timeout.
+                down = isinstance(error, OSError)
+                for failed in rows[index:] if down else [row]:
+                    pause = timedelta(seconds=min(3600, 10 * 2 ** failed.attempts))
+                    conn.execute(update(mails).where(mails.c.id == failed.id).values(
+                        attempts=mails.c.attempts + 1, last_error=str(error)[:500],
+                        next_attempt_at=func.now() + pause))
+                if down:
                     break
                 continue
             conn.execute(update(mails).where(mails.c.id == row.id).values(

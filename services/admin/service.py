@@ -34,7 +34,7 @@ from shared.events import (
     STATS_REFRESHED,
     validated,
 )
-from shared.nameko_support import Database, Settings, publisher
+from shared.nameko_support import Database, Settings
 from shared.operator import (
     CensusRefresh,
     ImportFilter,
@@ -164,7 +164,7 @@ class AdminService:
         """Publish the outbox and send queued mails now; what fails here is
         left for the timer."""
         try:
-            outbox.relay(self.db, publisher(self.config), table=admin_outbox)
+            outbox.relay(self.db, imports.admin_publisher(self.config), table=admin_outbox)
         except Exception:
             log.exception("could not publish the outbox now")
         try:

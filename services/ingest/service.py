@@ -50,7 +50,8 @@ class IngestService:
     dispatch = EventDispatcher()
 
     # A request whose failure cannot even be recorded (the database is down)
-    # goes back to the queue, after a pause, a bounded number of times.
+    # goes back to the queue, after a pause, a bounded number of times. The
+    # method's name is IMPORT_HANDLER: admin declares its queue by that name.
     @event_handler(ADMIN_SOURCE, IMPORT_REQUESTED, requeue_on_error=True)
     def load_release(self, payload: dict) -> None:
         if payload.get("state") != self.state:
