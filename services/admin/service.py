@@ -53,9 +53,11 @@ log = logging.getLogger(__name__)
 REQUEUE_PAUSE = 2.0
 
 
-def operator_call(method):
+def operator_call(method=None, *, publishes: bool = False):
     """An rpc method of the operator API: token checked, one transaction,
-    then the outbox and the mails sent at once."""
+    then (when it `publishes`) the outbox sent at once."""
+    if method is None:
+        return functools.partial(operator_call, publishes=publishes)
 
     @rpc(expected_exceptions=(OperatorError,))
     @functools.wraps(method)
@@ -63,7 +65,8 @@ def operator_call(method):
         with self.db.begin() as conn:
             tokens.check(conn, digest)
             result = method(self, conn, *args)
-        self._flush()
+        if publishes:
+            self._flush()
         return result
 
     return call
@@ -94,7 +97,7 @@ class AdminService:
     def get_dataset(self, conn, key) -> dict:
         return datasets.find(conn, str(key))
 
-    @operator_call
+    @operator_call(publishes=True)
     def request_import(self, conn, dataset_key) -> dict:
         return imports.request(conn, datasets.find(conn, str(dataset_key)))
 
@@ -106,7 +109,7 @@ class AdminService:
     def get_import(self, conn, import_id: int) -> dict:
         return imports.get(conn, int(import_id))
 
-    @operator_call
+    @operator_call(publishes=True)
     def put_agency_mapping(self, conn, state: str, body: str) -> dict:
         _known_state(state)
         return mappings.replace_mapping(conn, state, mappings.parse_mapping(body))
@@ -116,7 +119,7 @@ class AdminService:
         _known_state(state)
         return mappings.current_mapping(conn, state)
 
-    @operator_call
+    @operator_call(publishes=True)
     def request_census_refresh(self, conn, body: dict) -> dict:
         year = _load(CensusRefresh(), body)["year"]
         request_id = uuid.uuid4().hex
