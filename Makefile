@@ -34,6 +34,7 @@ bench: bench-ingest bench-api bench-operator
 
 bench-ingest: venv services db
 	$(PY) -m bench.ingest --stops $(BENCH_STOPS)
+	$(PY) -m bench.ingest_states
 
 bench-api: venv services db
 	$(PY) -m bench.api --stops $(BENCH_STOPS)

@@ -90,11 +90,12 @@ def bare_copy(config: Config, folder: Path) -> float:
     return took
 
 
-def run_import(config: Config, folder: Path) -> tuple[float, dict, dict, int]:
+def run_import(config: Config, folder: Path, state: str = "nc"
+               ) -> tuple[float, dict, dict, int]:
     settle(config)
     environ = config.with_changes(allow_file_urls=True, data_dir=ROOT / "bench-data" / "runs"
                                   ).as_environ()
-    request = {"import_id": f"bench-{uuid.uuid4().hex[:8]}", "state": "nc",
+    request = {"import_id": f"bench-{uuid.uuid4().hex[:8]}", "state": state,
                "url": folder.as_uri()}
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "services.ingest.worker"], cwd=ROOT,

@@ -27,7 +27,8 @@ from shared.nameko_support import publisher
 from shared.tables import generations, import_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = {"nc": ROOT / "services" / "ingest" / "samples" / "nc_sample.zip"}
+SAMPLES = {state: ROOT / "services" / "ingest" / "samples" / f"{state}_sample.zip"
+           for state in ("nc", "md", "il")}
 NAMEKO_READY = "services ready"
 GUNICORN_READY = "Listening at: "
 COLORS = ("36", "33", "35", "32", "34", "31")

@@ -21,6 +21,7 @@ STATS_REFRESHED = "stats_refreshed"
 CENSUS_REQUESTED = "census_requested"
 CENSUS_LOADED = "census_loaded"
 AGENCY_MAPPING_UPDATED = "agency_mapping_updated"
+STOP_REASONS_UPDATED = "stop_reasons_updated"
 
 # The service that emits import requests: nameko routes events by their
 # source service's name.
@@ -101,6 +102,18 @@ class AgencyMappingUpdated(Schema):
     updated_at = fields.String(required=True)
 
 
+class StopReason(Schema):
+    stem = fields.String(required=True, validate=validate.Length(min=1))
+    purpose = fields.String(required=True, validate=validate.Length(min=1))
+
+
+class StopReasonsUpdated(Schema):
+    """Maryland's whole stop-reason table as an operator replaced it."""
+    state = state_field
+    rows = fields.List(fields.Nested(StopReason), required=True)
+    updated_at = fields.String(required=True)
+
+
 class CensusRequested(Schema):
     request_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     # None: the configured ACS years (CENSUS_YEARS).
@@ -115,6 +128,7 @@ SCHEMAS = {
     STATS_REFRESHED: StatsRefreshed,
     AGENCY_MAPPING_UPDATED: AgencyMappingUpdated,
     CENSUS_REQUESTED: CensusRequested,
+    STOP_REASONS_UPDATED: StopReasonsUpdated,
 }
 
 

@@ -72,3 +72,24 @@ GENDERS = {"M": "Male", "F": "Female"}
 # agencies reported before then.
 NC_FIRST_DAY = "2002-01-01"
 NC_STATE_HIGHWAY_PATROL = "NC State Highway Patrol"
+
+# Maryland's purposes, in code order (1-10); a stop whose reason maps to one
+# of MD_DROPPED_PURPOSES is not loaded.
+MD_PURPOSES = {
+    1: "Seat Belt Violation",
+    2: "Speed Limit Violation",
+    3: "Stop Light/Sign Violation",
+    4: "Driving While Impaired",
+    5: "Safe Movement Violation",
+    6: "Vehicle Equipment Violation",
+    7: "Vehicle Regulatory Violation",
+    8: "Non-motor Vehicle Violations",
+    9: "Other Motor Vehicle Violation",
+    10: "Other/Unknown",
+}
+MD_DROPPED_PURPOSES = ("Investigation", "Failure to remain at scene of accident")
+MD_FIRST_YEAR = 2013
+IL_PURPOSES = {1: "Moving Violation", 2: "Equipment", 3: "Registration", 4: "Unknown"}
+# md and il record one combined race/ethnicity code per stop.
+COMBINED_RACES = {"W": "White", "B": "Black", "H": "Hispanic", "A": "Asian",
+                  "I": "Native American", "U": "Other/Unknown"}

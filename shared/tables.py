@@ -215,3 +215,20 @@ mails = Table(
 )
 
 admin_outbox = outbox_table("admin")
+
+
+def md_stop_reasons_table(schema: str) -> Table:
+    """Maryland's statute stem -> purpose table when an operator replaced the
+    project's default (shared/data/md_stop_reasons.csv): admin keeps what it
+    accepted, ingest the copy `stop_reasons_updated` carried, which it applies."""
+    return Table(
+        "md_stop_reasons",
+        metadata,
+        Column("stem", Text, primary_key=True),
+        Column("purpose", Text, nullable=False),
+        schema=schema,
+    )
+
+
+admin_md_stop_reasons = md_stop_reasons_table("admin")
+ingest_md_stop_reasons = md_stop_reasons_table("ingest")

@@ -22,6 +22,7 @@ from services.ingest.nc.synthetic import RawReleaseWriter, zip_release
 from shared.config import Config
 from shared.db import make_engine, psycopg2_dsn
 from shared.dbsetup import setup
+from shared.states import STATES
 from tests.support.broker import EventListener
 from tests.support.gateway import (
     agency_ids,
@@ -162,8 +163,9 @@ def ftp_server(tmp_path):
 
 @pytest.fixture
 def events(base_config):
-    """Every event the ingest services publish during the test."""
-    listener = EventListener(base_config.amqp_uri, ["ingest_nc", "stats"])
+    """Every event the ingest and stats services publish during the test."""
+    listener = EventListener(base_config.amqp_uri,
+                             [state.ingest_service for state in STATES.values()] + ["stats"])
     yield listener
     listener.close()
 

@@ -71,12 +71,23 @@ def test_an_unknown_state_is_a_404(client, path):
 
 
 @pytest.mark.parametrize("path", ["/md/api/agency/", "/il/api/agency/1/stops/",
-                                  "/md/api/facts/", "/il/api/stops/"])
-def test_md_and_il_have_no_data_yet(client, path):
+                                  "/md/api/facts/"])
+def test_a_state_without_published_numbers_has_no_data_yet(client, db, path):
+    state = path.split("/")[1]
+    assert not db("SELECT 1 FROM stats.generations WHERE state = :state", state=state)
     response = client.simulate_get(path)
 
     assert response.status_code == 404
     assert response.json["description"].endswith("has no data yet")
+
+
+@pytest.mark.parametrize("path", ["/il/api/stops/", "/md/api/stops/",
+                                  "/md/api/agency/1/use_of_force/"])
+def test_a_route_the_state_does_not_have_is_a_404_saying_so(client, path):
+    response = client.simulate_get(path)
+
+    assert response.status_code == 404
+    assert response.json["description"].endswith("has no such route")
 
 
 def test_unknown_paths_and_methods_are_json_errors(client, town):
@@ -139,7 +150,7 @@ def test_openapi_lists_every_route_with_its_parameters(client):
         "/admin/api/datasets/", "/admin/api/datasets/{dataset_id}/",
         "/admin/api/datasets/{dataset_id}/import/", "/admin/api/imports/",
         "/admin/api/imports/{import_id}/", "/admin/api/agencies/{state}/mapping/",
-        "/admin/api/census/refresh/"}
+        "/admin/api/stop-reasons/{state}/", "/admin/api/census/refresh/"}
     assert set(document["paths"]) == expected
 
     def parameters(path):

@@ -309,10 +309,11 @@ def test_bad_input_fails_clearly_and_leaves_the_live_data_alone(
     assert (event_type, event_payload["error"]) == ("dataset_failed", payload["error"])
 
 
-def test_a_state_without_an_importer_fails_clearly(config, release, db):
+def test_a_release_of_another_state_fails_clearly(config, release, db):
     job = {"import_id": new_id(), "state": "md", "url": release(small_release).as_uri()}
     outcome = run_import(job, config)
     assert outcome["event"] == "dataset_failed"
-    assert outcome["payload"]["error"].startswith("md releases cannot be imported yet")
+    assert "has no workbook" in outcome["payload"]["error"]
+    assert "a Maryland release needs workbook" in outcome["payload"]["error"]
     assert db("SELECT status FROM ingest.import_runs WHERE import_id = :id",
               id=job["import_id"]) == [("failed",)]

@@ -1,5 +1,6 @@
-"""The agency mapping upload: a CSV with the header `code,name,geoid` that
-replaces a state's whole mapping, checked line by line.
+"""The operators' tables, uploaded as CSV and checked line by line: the
+agency mapping (header `code,name,geoid`), which replaces a state's whole
+mapping, and Maryland's stop reasons (header `stem,purpose`).
 
 A mapping names the display name and census GEO_ID of each raw agency code
 (md, il) or raw agency description (nc). Admin stores it and announces the
@@ -16,10 +17,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select
 
-from shared import outbox
-from shared.events import ADMIN_SOURCE, AGENCY_MAPPING_UPDATED
+from shared import md_stop_reasons, outbox
+from shared.events import ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, STOP_REASONS_UPDATED
 from shared.operator import InvalidInput
-from shared.tables import admin_agency_mappings, admin_outbox
+from shared.tables import admin_agency_mappings, admin_md_stop_reasons, admin_outbox
 
 HEADER = ("code", "name", "geoid")
 # A census GEO_ID: summary level, "US", then the state's and the place's codes,
@@ -96,3 +97,28 @@ def current_mapping(conn, state: str) -> list[dict]:
                admin_agency_mappings.c.geoid)
         .where(admin_agency_mappings.c.state == state)
         .order_by(admin_agency_mappings.c.code))]
+
+
+def replace_stop_reasons(conn, body: str) -> dict:
+    """Replace Maryland's stop-reason table and send it to ingest, which
+    applies it from the next md import (caller's transaction)."""
+    try:
+        table = md_stop_reasons.parse(body)
+    except ValueError as error:
+        raise InvalidInput({"body": str(error)}) from None
+    rows = [{"stem": stem, "purpose": purpose} for stem, purpose in sorted(table.items())]
+    conn.execute(delete(admin_md_stop_reasons))
+    if rows:
+        conn.execute(admin_md_stop_reasons.insert(), rows)
+    outbox.record(conn, ADMIN_SOURCE, STOP_REASONS_UPDATED,
+                  {"state": "md", "rows": rows, "updated_at": datetime.now(UTC).isoformat()},
+                  table=admin_outbox)
+    return {"state": "md", "stems": len(rows)}
+
+
+def stop_reasons_csv(conn) -> str:
+    """The table in force, as CSV: the operators' upload, else the default."""
+    rows = conn.execute(select(admin_md_stop_reasons.c.stem, admin_md_stop_reasons.c.purpose)
+                        .order_by(admin_md_stop_reasons.c.stem)).all()
+    table = {row.stem: row.purpose for row in rows} or md_stop_reasons.default()
+    return md_stop_reasons.to_csv(table)

@@ -120,6 +120,16 @@ class AdminService:
         return mappings.current_mapping(conn, state)
 
     @operator_call(publishes=True)
+    def put_stop_reasons(self, conn, state: str, body: str) -> dict:
+        _has_stop_reasons(state)
+        return mappings.replace_stop_reasons(conn, body)
+
+    @operator_call
+    def get_stop_reasons(self, conn, state: str) -> str:
+        _has_stop_reasons(state)
+        return mappings.stop_reasons_csv(conn)
+
+    @operator_call(publishes=True)
     def request_census_refresh(self, conn, body: dict) -> dict:
         year = _load(CensusRefresh(), body)["year"]
         request_id = uuid.uuid4().hex
@@ -188,6 +198,11 @@ class AdminService:
 def _known_state(state: str) -> None:
     if state not in STATES:
         raise NotFound(f"there is no state {state!r}; the states are {', '.join(STATES)}")
+
+
+def _has_stop_reasons(state: str) -> None:
+    if state != "md":
+        raise NotFound(f"only md has a stop-reason table, not {state!r}")
 
 
 def _follower(source: str, event_type: str):

@@ -102,6 +102,8 @@ REQUEST_BODIES = {
     "Datasets": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetIn"}}},
     "AgencyMapping": {"text/csv": {"schema": {"type": "string",
                                               "description": "header row code,name,geoid"}}},
+    "StopReasons": {"text/csv": {"schema": {"type": "string",
+                                            "description": "header row stem,purpose"}}},
     "CensusRefresh": {"application/json": {"schema": {
         "type": "object", "properties": {"year": {"type": "integer"}}}}},
 }

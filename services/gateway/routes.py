@@ -18,6 +18,7 @@ from services.gateway.resources.operator import (
     Datasets,
     Import,
     Imports,
+    StopReasons,
 )
 from services.gateway.resources.service import Health, Readiness
 from services.gateway.resources.stops import FindStops
@@ -60,6 +61,9 @@ def operator_routes(admin) -> list[Route]:
               "One import: status, phase, progress, counts, error"),
         Route("/admin/api/agencies/{state}/mapping/", AgencyMapping(admin),
               "The state's agency mapping (CSV code,name,geoid); PUT replaces it"),
+        Route("/admin/api/stop-reasons/{state}/", StopReasons(admin),
+              "Maryland's statute-stem to purpose table (CSV stem,purpose); PUT "
+              "replaces it"),
         Route("/admin/api/census/refresh/", CensusRefresh(admin),
               "Ask for the census profiles to be loaded again (202)"),
     ]

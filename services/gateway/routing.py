@@ -18,9 +18,6 @@ from services.gateway import queries
 from services.gateway.errors import NotFound
 from shared.states import STATES
 
-# States whose data the gateway can serve; md and il come later.
-SERVED_STATES = ("nc",)
-
 
 class TrailingSlashRedirect:
     def __init__(self, router: falcon.routing.CompiledRouter):
@@ -51,8 +48,6 @@ class ServedStates:
         if state is None:
             raise NotFound(f"there is no state {code!r}; the states are "
                            f"{', '.join(STATES)}")
-        if code not in SERVED_STATES:
-            raise NotFound(f"{state.name} ({code}) has no data yet")
         if code not in resource.states:
             raise NotFound(f"{state.name} ({code}) has no such route")
         with self.engine.connect() as conn:

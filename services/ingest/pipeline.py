@@ -130,7 +130,7 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
         phase = "load"
         rejects = Rejects(folder / REJECTS_FILE)
         agencies = AgencyIds.load(engine, release.state.code)
-        parse = release.parser(request, rejects, agencies)
+        parse = release.parser(request, rejects, agencies, engine)
         schema = staging.new_staging_name(release.state.code)
         with raw_connection(config, f"ingest {release.state.code}") as conn, \
                 _background() as keys, _background() as foreign_keys:
@@ -183,18 +183,19 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
 
 def _obtain_files(release, request, folder: Path, config: Config, report) -> dict[str, Path]:
     """The release's files: reused when the folder already holds them all."""
-    found = _find_files(folder, release.files)
+    find = getattr(release, "find_files", lambda where: _find_files(where, release.files))
+    found = find(folder)
     if len(found) == len(release.files):
         log.info("using the files already in %s", folder)
         return found
     source = download.fetch(request["url"], folder, config,
                             lambda done, total: report("download", done, total))
     if source.is_dir():
-        found = _find_files(source, release.files)
+        found = find(source)
     else:
         unpack.safe_unzip(source, folder, config.ingest_max_unzipped_bytes,
                           lambda done, total: report("unpack", done, total))
-        found = _find_files(folder, release.files)
+        found = find(folder)
     missing = [name for name in release.files if name not in found]
     if missing:
         raise ImportFailed("unpack", f"{source.name} has no {', '.join(missing)} "
@@ -214,12 +215,20 @@ def _find_files(folder: Path, names) -> dict[str, Path]:
 
 def _copy_file(cursor, schema, release, parse, file_name, path, report) -> None:
     phase = f"load {file_name}"
-    batches = line_batches(path, lambda done, total: report(phase, done, total))
+    read = getattr(release, "batches", lambda name, where, progress: line_batches(where, progress))
+    batches = read(file_name, path, lambda done, total: report(phase, done, total))
     rows = parse.rows_for(file_name)(batches)
     started = time.monotonic()
     with CopySource(rows) as source:
-        cursor.copy_expert(f"COPY {schema}.{release.copy_tables[file_name]} FROM STDIN",
-                           source)
+        try:
+            cursor.copy_expert(f"COPY {schema}.{release.copy_tables[file_name]} FROM STDIN",
+                               source)
+        except Exception:
+            # A release found broken mid-file (a workbook sheet of other
+            # columns) says so itself, not as a cancelled COPY.
+            if isinstance(source.error, ImportFailed):
+                raise source.error from None
+            raise
     # The server's own count of the rows COPY took, against what the parse sent.
     if cursor.rowcount != parse.loaded[file_name]:
         raise ImportFailed("check", f"{file_name}: the database took {cursor.rowcount:,} "

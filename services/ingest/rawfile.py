@@ -66,6 +66,9 @@ class CopySource:
     def __init__(self, chunks: Iterable[str], ahead: int = 4):
         self._queue: queue.Queue = queue.Queue(maxsize=ahead)
         self._stop = threading.Event()
+        # The producer's error once `read` raised it: psycopg2 reports it as
+        # a cancelled COPY, and the caller wants the error itself.
+        self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._produce, args=(iter(chunks),),
                                         daemon=True, name="copy-producer")
         self._thread.start()
@@ -90,6 +93,7 @@ class CopySource:
     def read(self, size: int = -1) -> bytes:
         item = self._queue.get()
         if isinstance(item, BaseException):
+            self.error = item
             raise item
         return item
 

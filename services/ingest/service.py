@@ -1,4 +1,5 @@
-"""The ingest services: `ingest_nc` (md and il follow the same pattern).
+"""The ingest services: `ingest_nc`, `ingest_md` and `ingest_il`, one per
+state, all run by `python -m services.ingest`.
 
 On `import_requested` for its state the service runs the pipeline in a
 worker process (services/ingest/worker.py), turns the worker's progress
@@ -20,6 +21,7 @@ import eventlet
 from eventlet.green import subprocess
 from nameko.events import EventDispatcher, event_handler
 from nameko.timer import timer
+from sqlalchemy import delete
 
 from services.ingest.pipeline import fail_unfinished
 from shared import outbox
@@ -27,10 +29,13 @@ from shared.events import (
     ADMIN_SOURCE,
     IMPORT_PROGRESS,
     IMPORT_REQUESTED,
+    STOP_REASONS_UPDATED,
     ImportRequested,
+    StopReasonsUpdated,
     ValidationError,
 )
 from shared.nameko_support import Database, Settings, publisher
+from shared.tables import ingest_md_stop_reasons
 
 log = logging.getLogger(__name__)
 
@@ -126,4 +131,28 @@ class IngestNC(IngestService):
     state = "nc"
 
 
-SERVICES = (IngestNC,)
+class IngestMD(IngestService):
+    name = "ingest_md"
+    state = "md"
+
+    @event_handler(ADMIN_SOURCE, STOP_REASONS_UPDATED, requeue_on_error=True)
+    def apply_stop_reasons(self, payload: dict) -> None:
+        """Keep the operators' stop-reason table; the next md import applies it."""
+        try:
+            update = StopReasonsUpdated().load(payload)
+        except ValidationError as error:
+            log.error("ignoring malformed stop reasons %s: %s", payload, error.messages)
+            return
+        with self.db.begin() as conn:
+            conn.execute(delete(ingest_md_stop_reasons))
+            if update["rows"]:
+                conn.execute(ingest_md_stop_reasons.insert(), update["rows"])
+        log.info("md stop reasons replaced: %d stems", len(update["rows"]))
+
+
+class IngestIL(IngestService):
+    name = "ingest_il"
+    state = "il"
+
+
+SERVICES = (IngestNC, IngestMD, IngestIL)

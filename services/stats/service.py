@@ -36,8 +36,17 @@ class StatsService:
     config = Settings()
     db = Database()
 
+    # One handler per ingest service: nameko binds a handler to one source.
     @event_handler("ingest_nc", DATASET_LOADED, requeue_on_error=True)
     def refresh_nc(self, payload: dict) -> None:
+        self._refresh(payload)
+
+    @event_handler("ingest_md", DATASET_LOADED, requeue_on_error=True)
+    def refresh_md(self, payload: dict) -> None:
+        self._refresh(payload)
+
+    @event_handler("ingest_il", DATASET_LOADED, requeue_on_error=True)
+    def refresh_il(self, payload: dict) -> None:
         self._refresh(payload)
 
     def _refresh(self, payload: dict) -> None:

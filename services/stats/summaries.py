@@ -52,7 +52,44 @@ LEFT JOIN contraband USING (stop_id)
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 """
 
-SUMMARIES = {"nc": NC_SUMMARY}
+# md and il record one combined race/ethnicity code per stop (API.md): a
+# Hispanic stop counts as hispanic and in no race; any other code counts in
+# its race and as non-Hispanic. Neither state records search types or force.
+COMBINED_CODES = """
+       CASE WHEN race = 'H' THEN NULL ELSE race END AS race,
+       CASE WHEN race = 'H' THEN 'H' ELSE 'N' END AS ethnicity,"""
+
+MD_SUMMARY = f"""
+CREATE TABLE {{table}} AS
+SELECT agency_id,
+       officer_id,
+       extract(year FROM date AT TIME ZONE '{{time_zone}}')::smallint AS year,
+       purpose,{COMBINED_CODES}
+       searched,
+       0::smallint AS search_types,
+       false AS engage_force,
+       (searched AND contraband) AS contraband,
+       count(*)::integer AS stops
+FROM md.stop
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+"""
+
+IL_SUMMARY = f"""
+CREATE TABLE {{table}} AS
+SELECT agency_id,
+       NULL::text AS officer_id,
+       year,
+       purpose,{COMBINED_CODES}
+       searched = 'Y' AS searched,
+       0::smallint AS search_types,
+       false AS engage_force,
+       (searched = 'Y' AND contraband = 'Y') AS contraband,
+       count(*)::integer AS stops
+FROM il.stop
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+"""
+
+SUMMARIES = {"nc": NC_SUMMARY, "md": MD_SUMMARY, "il": IL_SUMMARY}
 
 # Without an officer filter the endpoints read this roll-up of the summary
 # over officers: a tenth of its rows for a large agency.
@@ -68,12 +105,13 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 # The agencies the published numbers speak of: the API lists these, so the
 # list changes with the numbers, not when the ingest swap lands before them.
 # The operators' mapping gives display names and census GEO_IDs; the date of
-# each agency's latest stop feeds admin's compliance report.
+# each agency's latest stop feeds admin's compliance report (il has years only).
+LAST_STOP = "(SELECT max(stop.date) FROM {state}.stop WHERE stop.agency_id = agency.id)"
+NO_DATES = "NULL::timestamptz"
 AGENCY_SNAPSHOT = """
 CREATE TABLE {table} AS
 SELECT agency.id, coalesce(mapping.name, agency.name) AS name, mapping.geoid,
-       (SELECT max(stop.date) FROM {state}.stop WHERE stop.agency_id = agency.id)
-           AS last_stop_at
+       {last_stop} AS last_stop_at
 FROM {state}.agency
 LEFT JOIN stats.agency_mappings AS mapping
        ON mapping.state = '{state}' AND mapping.code = agency.name
@@ -119,7 +157,8 @@ def build(conn, state: str) -> None:
     conn.exec_driver_sql(SUMMARIES[state].format(table=summary,
                                                  time_zone=STATES[state].time_zone))
     conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
-    conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state))
+    last_stop = (NO_DATES if state == "il" else LAST_STOP).format(state=state)
+    conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state, last_stop=last_stop))
     for table, columns in ((summary, "agency_id, officer_id"), (rollup, "agency_id, year"),
                            (names, "id")):
         (index,) = _index_names(table.removesuffix("_building"))

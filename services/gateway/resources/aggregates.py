@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from services.gateway import queries
 from services.gateway.counts import count_rows
+from services.gateway.errors import BadParameter
 from services.gateway.resources.agencies import require_agency
 from services.gateway.validation import AggregateQuery, load
 from shared.api import states_serving
-from shared.states import NC_PURPOSES, NC_SEARCH_TYPES
+from shared.states import IL_PURPOSES, MD_PURPOSES, NC_PURPOSES, NC_SEARCH_TYPES
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,12 @@ AGGREGATES = {spec.name: spec for spec in (
 
 LABELS = {
     "nc": {"purpose": NC_PURPOSES, "search_type": NC_SEARCH_TYPES},
+    "md": {"purpose": MD_PURPOSES},
+    "il": {"purpose": IL_PURPOSES},
 }
+# States whose releases name no officer: an officer filter there is an error,
+# not an empty answer.
+NO_OFFICERS = ("il",)
 
 
 class Aggregate:
@@ -69,6 +75,8 @@ class Aggregate:
 
     def on_get(self, req, resp, state: str, agency_id: int) -> None:
         officer = load(self.query(), req.params)["officer"]
+        if officer is not None and state in NO_OFFICERS:
+            raise BadParameter({"officer": f"{state} has no officer data; leave officer out"})
         body = self.spec.body
         with self.engine.connect() as conn:
             require_agency(conn, state, agency_id)

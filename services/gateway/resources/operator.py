@@ -95,6 +95,16 @@ class AgencyMapping(OperatorResource):
         resp.media = self.admin.call("put_agency_mapping", digest, state, _csv_body(req))
 
 
+class StopReasons(OperatorResource):
+    def on_get(self, req, resp, state: str) -> None:
+        resp.text = self.call(req, "get_stop_reasons", state)
+        resp.content_type = "text/csv; charset=utf-8"
+
+    def on_put(self, req, resp, state: str) -> None:
+        digest = _digest(req)
+        resp.media = self.admin.call("put_stop_reasons", digest, state, _csv_body(req))
+
+
 class CensusRefresh(OperatorResource):
     def on_post(self, req, resp) -> None:
         digest = _digest(req)

@@ -1,4 +1,16 @@
-"""North Carolina's release as the shared pipeline sees it."""
+"""North Carolina's release as the shared pipeline sees it.
+
+A state's release object gives the pipeline (services/ingest/pipeline.py):
+`state`; `files`, the release's file names in load order (the first names
+every agency); `tables_sql`, `copy_tables` (file -> table), `table_keys`
+and `foreign_keys` (table -> SQL run after its COPY); `count_names` (file ->
+name in events); and `parser(request, rejects, agencies, engine)`, an
+object with `rows_for(file)(batches)` yielding COPY text and the counters
+`lines`, `loaded` and `dropped`. Optionally `find_files(folder)` ({file:
+path}; by default the files' exact names, in any case) and
+`batches(file, path, progress)` (by default rawfile.line_batches: text
+lines, numbered from 1).
+"""
 
 from services.ingest.nc import schema
 from services.ingest.nc.format import FILES, NcRows
@@ -21,6 +33,6 @@ class NcRelease:
         "SearchBasis.txt": "search_bases",
     }
 
-    def parser(self, request: dict, rejects, agencies) -> NcRows:
+    def parser(self, request: dict, rejects, agencies, engine) -> NcRows:
         return NcRows(rejects, agencies.id_for, request.get("min_stop_id"),
                       request.get("max_stop_id"))

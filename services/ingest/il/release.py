@@ -1,0 +1,58 @@
+"""Illinois' release as the shared pipeline sees it (the contract is in
+services/ingest/nc/release.py).
+
+The zip holds one CSV whose name changes from release to release, so the
+release names it by the logical name `stops.csv` and `find_files` finds the
+real file: the one `.csv` under the folder, at any depth and in any case of
+its name; when there are several, the largest (the others are logged).
+Batches are the pipeline's default text line batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from services.ingest.il import schema
+from services.ingest.il.format import CSV_FILE, FILES, IlRows
+from shared.states import IL
+
+log = logging.getLogger(__name__)
+
+# The pipeline writes its rejects file (pipeline.REJECTS_FILE) into the same
+# folder as the release; on a retry it is there when the files are looked for.
+NOT_RELEASE_FILES = frozenset(("rejects.csv",))
+
+
+def find_csv(folder: Path) -> Path | None:
+    """The release's CSV under `folder`, or None when there is none."""
+    found = [path for path in Path(folder).rglob("*")
+             if path.suffix.lower() == ".csv" and path.is_file()
+             and path.name.lower() not in NOT_RELEASE_FILES
+             and not path.name.startswith("._")  # macOS resource forks in zips
+             and "__MACOSX" not in path.parts]
+    if not found:
+        return None
+    found.sort(key=lambda path: (-path.stat().st_size, str(path)))
+    if len(found) > 1:
+        log.warning("%s holds %d CSV files; loading the largest, %s, and not %s", folder,
+                    len(found), found[0], ", ".join(str(path) for path in found[1:]))
+    return found[0]
+
+
+class IlRelease:
+    state = IL
+    files = FILES
+    tables_sql = schema.TABLES
+    copy_tables = schema.COPY_TABLES
+    table_keys = schema.TABLE_KEYS
+    foreign_keys = schema.FOREIGN_KEYS
+    # Names used in events and reports for the rows of each file.
+    count_names = {CSV_FILE: "stops"}
+
+    def find_files(self, folder: Path) -> dict[str, Path]:
+        path = find_csv(folder)
+        return {CSV_FILE: path} if path is not None else {}
+
+    def parser(self, request: dict, rejects, agencies, engine) -> IlRows:
+        return IlRows(rejects, agencies.id_for)

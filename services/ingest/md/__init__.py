@@ -1,0 +1,1 @@
+"""Maryland: one Excel workbook of stops (see DATA-FORMATS.md, "Maryland (md)")."""
