@@ -18,7 +18,7 @@ token ODP_TOKEN (odp/operator.py):
     odp imports show ID
     odp agencies upload STATE FILE.csv  replace the state's agency mapping
     odp agencies mapping STATE          print it as CSV (code,name,geoid)
-    odp census refresh [--year Y]       ask for the census profiles again
+    odp census refresh [--year Y]       load the census profiles again, and follow
 
 They exit 0 on success, 2 when the input or the setup is wrong (a field the
 API refused, no ODP_TOKEN) and 1 otherwise (a refused token, the gateway or
@@ -199,13 +199,15 @@ def add_operator_commands(commands) -> None:
                     "The census profiles of the agencies.", "odp census refresh")
     refresh = _operator_parser(
         census, "refresh", "ask for the census profiles to be loaded again",
-        "Ask for the census profiles to be loaded again; prints the request's id. "
-        "The command returns once the request is accepted: following it to its end "
-        "comes later, with the census service.",
+        "Ask for the census profiles to be loaded again and follow the request until "
+        "the census service has loaded them (exit 0) or failed (exit 1, with the "
+        "Census API's message).",
         "odp census refresh --year 2022")
     refresh.add_argument("--year", type=int, metavar="Y",
                          help="the ACS 5-year release to load (default: the configured "
                               "years)")
+    refresh.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                         help="give up following after this long (default 600)")
 
 
 def main(argv=None) -> int:

@@ -403,9 +403,24 @@ def agencies_mapping(client: OperatorClient, args, stream=None) -> int:
 
 
 def census_refresh(client: OperatorClient, args) -> int:
+    """Ask for a refresh and follow it until the census service loaded the
+    profiles (0) or failed (1, with the Census API's message)."""
     body = {"year": args.year} if args.year is not None else {}
     answer = client.post("/admin/api/census/refresh/", body)
-    print(f"census refresh requested: {answer['request_id']}")
+    request_id = answer["request_id"]
+    print(f"census refresh requested: {request_id}", flush=True)
+    deadline = time.monotonic() + args.timeout
+    while answer["status"] == "requested":
+        if time.monotonic() >= deadline:
+            print(f"error: the census refresh {request_id} did not finish within "
+                  f"{args.timeout:g} s; it goes on", file=sys.stderr)
+            return 1
+        time.sleep(POLL_INTERVAL)
+        answer = client.get(f"/admin/api/census/refresh/{request_id}/")
+    if answer["status"] == "failed":
+        print(f"error: the census refresh failed: {answer['error']}", file=sys.stderr)
+        return 1
+    print(f"census profiles loaded: {answer['profiles']:,} counties and places")
     return 0
 
 

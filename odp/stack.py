@@ -1,6 +1,8 @@
 """`odp run` (what `make run` starts): every service in one supervised
-process group (ingest, stats, admin, and the gateway under gunicorn), and the
-bundled sample releases imported through the bus.
+process group (ingest, stats, admin, census, and the gateway under gunicorn),
+the bundled sample releases imported through the bus, the sample agencies
+mapped to census geographies and their profiles loaded (from a bundled
+fixture served like the Census API when no CENSUS_API_KEY is set).
 
 Each child's output is printed with its name in front; a child that dies is
 started again after a growing pause; Ctrl-C stops them all.
@@ -18,19 +20,21 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+import requests
+from sqlalchemy import func, select
 
-from shared.config import Config
+from shared.config import CENSUS_API_DEFAULT, Config
 from shared.db import make_engine
 from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
 from shared.nameko_support import publisher
-from shared.tables import generations, import_runs
+from shared.tables import census_profiles, generations, import_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {state: ROOT / "services" / "ingest" / "samples" / f"{state}_sample.zip"
            for state in ("nc", "md", "il")}
 NAMEKO_READY = "services ready"
 GUNICORN_READY = "Listening at: "
+LOCAL_CENSUS_PORT = 8391
 COLORS = ("36", "33", "35", "32", "34", "31")
 
 
@@ -144,6 +148,45 @@ def import_samples(config: Config, say) -> None:
         engine.dispose()
 
 
+def load_sample_census(config: Config, say) -> None:
+    """Map the sample agencies to census geographies and load the census
+    profiles, through the operator API as an operator would, when that was
+    not done yet."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {config.odp_token}"
+    api = f"http://127.0.0.1:{config.port}/admin/api"
+    try:
+        for state in SAMPLES:
+            mapping = SAMPLES[state].with_name(f"{state}_agencies.csv")
+            if session.get(f"{api}/agencies/{state}/mapping/", timeout=30).json():
+                continue
+            answer = session.put(f"{api}/agencies/{state}/mapping/", timeout=30,
+                                 data=mapping.read_bytes(),
+                                 headers={"Content-Type": "text/csv"})
+            say(f"{state} sample agency mapping: {answer.json()}")
+        engine = make_engine(config)
+        try:
+            with engine.connect() as conn:
+                loaded = conn.execute(select(func.count()).select_from(census_profiles)).scalar()
+        finally:
+            engine.dispose()
+        if loaded:
+            say(f"{loaded:,} census profiles already loaded")
+            return
+        request = session.post(f"{api}/census/refresh/", json={}, timeout=30).json()
+        say(f"loading the census profiles ({request['request_id']})")
+        status = {"status": "requested"}
+        deadline = time.monotonic() + 300
+        while status["status"] == "requested" and time.monotonic() < deadline:
+            time.sleep(1)
+            status = session.get(f"{api}/census/refresh/{request['request_id']}/",
+                                 timeout=30).json()
+        say(f"census profiles: {status['status']} "
+            f"{status.get('profiles') or status.get('error') or ''}")
+    except (requests.RequestException, ValueError, KeyError) as error:
+        say(f"the sample census profiles were not loaded: {error}")
+
+
 def _generation(engine, state: str) -> int | None:
     """The data version the state's published numbers were computed from."""
     with engine.connect() as conn:
@@ -178,15 +221,25 @@ def _wait_for_run(engine, import_id: str):
 def run_stack(config: Config) -> int:
     ensure_env_file()
     config = Config.from_env().with_changes(allow_file_urls=True)
+    local_census = (config.census_api_url == CENSUS_API_DEFAULT
+                    and not config.census_api_key)
+    if local_census:
+        # No key for the Census Bureau: the bundled fixture, served the same way.
+        config = config.with_changes(census_api_url=f"http://127.0.0.1:{LOCAL_CENSUS_PORT}")
     environ = config.as_environ()
     children = [
         Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0]),
         Child("stats", [sys.executable, "-m", "services.stats"], COLORS[1]),
         Child("admin", [sys.executable, "-m", "services.admin"], COLORS[3]),
+        Child("census", [sys.executable, "-m", "services.census"], COLORS[4]),
         Child("gateway", [sys.executable, "-m", "gunicorn", "--workers", "2",
                           "--bind", f"127.0.0.1:{config.port}", "--access-logfile", "-",
                           "services.gateway.wsgi:app"], COLORS[2], GUNICORN_READY),
     ]
+    if local_census:
+        children.append(Child("acs", [sys.executable, "-m", "services.census.local_api",
+                                      "--port", str(LOCAL_CENSUS_PORT)], COLORS[5],
+                              "serving the census fixture"))
     supervisor = Supervisor(children, environ)
 
     def on_signal(signum, frame):
@@ -206,6 +259,7 @@ def run_stack(config: Config) -> int:
                 say(f"{child.name} did not become ready; see its log above")
                 return
         import_samples(config, say)
+        load_sample_census(config, say)
         say(f"the platform is running: http://localhost:{config.port}/nc/api/facts/ "
             "(Ctrl-C stops it)")
 

@@ -20,6 +20,7 @@ DATASET_FAILED = "dataset_failed"
 STATS_REFRESHED = "stats_refreshed"
 CENSUS_REQUESTED = "census_requested"
 CENSUS_LOADED = "census_loaded"
+CENSUS_FAILED = "census_failed"
 AGENCY_MAPPING_UPDATED = "agency_mapping_updated"
 STOP_REASONS_UPDATED = "stop_reasons_updated"
 
@@ -29,6 +30,8 @@ ADMIN_SOURCE = "admin"
 # The ingest services' handler of import_requested; admin declares its queue
 # before publishing, so a request sent before ingest ever ran is kept.
 IMPORT_HANDLER = "load_release"
+# The census service's handler of census_requested, likewise.
+CENSUS_HANDLER = "load_profiles"
 
 state_field = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
 
@@ -120,6 +123,19 @@ class CensusRequested(Schema):
     years = fields.List(fields.Integer(), load_default=None, allow_none=True)
 
 
+class CensusLoaded(Schema):
+    request_id = fields.String(required=True)
+    years = fields.List(fields.Integer(), required=True)
+    profiles = fields.Integer(required=True)
+    loaded_at = fields.String(required=True)
+
+
+class CensusFailed(Schema):
+    request_id = fields.String(required=True)
+    years = fields.List(fields.Integer(), required=True)
+    error = fields.String(required=True)
+
+
 SCHEMAS = {
     IMPORT_REQUESTED: ImportRequested,
     IMPORT_PROGRESS: ImportProgress,
@@ -129,6 +145,8 @@ SCHEMAS = {
     AGENCY_MAPPING_UPDATED: AgencyMappingUpdated,
     CENSUS_REQUESTED: CensusRequested,
     STOP_REASONS_UPDATED: StopReasonsUpdated,
+    CENSUS_LOADED: CensusLoaded,
+    CENSUS_FAILED: CensusFailed,
 }
 
 

@@ -232,3 +232,52 @@ def md_stop_reasons_table(schema: str) -> Table:
 
 admin_md_stop_reasons = md_stop_reasons_table("admin")
 ingest_md_stop_reasons = md_stop_reasons_table("ingest")
+
+
+# The census service's schema: ACS 5-year profiles by year and GEO_ID, for
+# every county and place of the three states; several years may be kept.
+CENSUS_COUNTS = ("total", "white", "black", "native_american", "asian", "native_hawaiian",
+                 "other", "two_or_more_races", "hispanic", "non_hispanic")
+
+census_profiles = Table(
+    "profiles",
+    metadata,
+    Column("year", Integer, primary_key=True),
+    Column("geoid", Text, primary_key=True),
+    Column("state", String(2), nullable=False),
+    Column("name", Text, nullable=False),
+    *(Column(name, Integer, nullable=False) for name in CENSUS_COUNTS),
+    Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    schema="census",
+)
+
+# One row per refresh asked for, so a redelivered request is not fetched twice.
+census_loads = Table(
+    "loads",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("years", JSONB, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("profiles", Integer),
+    Column("error", Text),
+    schema="census",
+)
+
+census_outbox = outbox_table("census")
+
+# Admin's record of each census refresh an operator asked for, followed to
+# its end through census_loaded and census_failed.
+census_refreshes = Table(
+    "census_refreshes",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("years", JSONB),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("profiles", Integer),
+    Column("error", Text),
+    schema="admin",
+)

@@ -27,12 +27,10 @@ CONFIG_SOURCE = ROOT / "shared" / "config.py"
 INGEST_COMMAND = ["python", "-m", "services.ingest"]
 STATS_COMMAND = ["python", "-m", "services.stats"]
 ADMIN_COMMAND = ["python", "-m", "services.admin"]
+CENSUS_COMMAND = ["python", "-m", "services.census"]
 NIGHTLY_COMMAND = ["python", "-m", "services.admin.nightly"]
 MIGRATE_COMMAND = ["odp", "db", "setup"]
 GATEWAY_APP = "services.gateway.wsgi:app"
-# Compose services still to be written, kept out of a plain `docker compose up`.
-NOT_YET_WRITTEN = {"census"}
-NOT_YET_WRITTEN_PROFILE = "next"
 # Settings that must never sit in a ConfigMap, where anyone who can read
 # the namespace's configuration sees them.
 SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_FTP_PASSWORD", "ODP_ADMIN_TOKENS",
@@ -49,6 +47,10 @@ ADMIN_SETTINGS = {"DATABASE_URL", "AMQP_URI", "SMTP_HOST", "SMTP_PORT", "MAIL_FR
                   "LOG_LEVEL"}
 NIGHTLY_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_AUTO_IMPORT_MONITORS", "DATA_DIR",
                     "LOG_LEVEL"}
+# What the census service reads; the key is a secret, the rest are settings.
+CENSUS_SETTINGS = {"DATABASE_URL", "AMQP_URI", "CENSUS_API_URL", "CENSUS_API_KEY",
+                   "CENSUS_YEARS", "LOG_LEVEL"}
+CENSUS_API_URL = "https://api.census.gov"
 # The nightly nc import: 03:00 in North Carolina, daylight saving time included.
 NIGHTLY_CRONJOB = "nc-nightly-import"
 NIGHTLY_SCHEDULE = "0 3 * * *"
@@ -292,10 +294,8 @@ def test_compose_health_conditions_have_healthchecks(compose):
                     f"{name} waits for {dependency} to be healthy, which has no healthcheck")
 
 
-def test_compose_default_services_run_code_that_exists(compose):
+def test_compose_platform_services_run_code_that_exists(compose):
     for name, service in compose_platform_services(compose).items():
-        if service.get("profiles"):
-            continue  # services still to be written wait under a profile
         assert_runs_code_that_exists(f"compose service {name}", compose_command(service))
 
 
@@ -304,15 +304,13 @@ def test_compose_nightly_import_command_exists():
     assert_runs_code_that_exists("the nightly nc import", NIGHTLY_COMMAND)
 
 
-def test_compose_starts_stats_and_gateway_by_default(compose):
+def test_compose_starts_every_service_by_default(compose):
     services = compose["services"]
-    for name in ("migrate", "ingest", "stats", "gateway", "admin"):
-        assert not services[name].get("profiles"), (
+    for name in ("migrate", "ingest", "stats", "gateway", "admin", "census"):
+        assert name in services, f"compose has no service {name}"
+    for name, service in services.items():
+        assert not service.get("profiles"), (
             f"compose service {name} sits behind a profile; `docker compose up` skips it")
-    for name in NOT_YET_WRITTEN:
-        assert services[name].get("profiles") == [NOT_YET_WRITTEN_PROFILE], (
-            f"compose service {name} is not written yet; keep it under the "
-            f"{NOT_YET_WRITTEN_PROFILE!r} profile")
 
 
 def test_compose_gateway_serves_the_wsgi_app(compose):
@@ -351,6 +349,26 @@ def test_compose_admin_runs_the_admin_service_with_its_settings(compose, config_
     assert not missing, f"compose service admin lacks {missing}"
     assert environment["DATA_DIR"] == compose_environment(compose["services"]["ingest"])[
         "DATA_DIR"], "admin and ingest must agree on DATA_DIR"
+
+
+def test_compose_census_runs_the_census_service_with_its_settings(compose, config_names):
+    census = compose["services"]["census"]
+    assert compose_command(census) == CENSUS_COMMAND
+    assert not census.get("profiles"), "census is written: `docker compose up` must start it"
+    assert census.get("restart") == "unless-stopped"
+    environment = compose_environment(census)
+    assert set(environment) <= config_names, (
+        f"compose service census: shared/config.py does not read "
+        f"{set(environment) - config_names}")
+    missing = CENSUS_SETTINGS - set(environment)
+    assert not missing, f"compose service census lacks {missing}"
+    assert compose_default(environment["CENSUS_API_URL"]) == CENSUS_API_URL
+    # The key is the operator's own: nothing in the file, only from the host.
+    assert compose_default(environment["CENSUS_API_KEY"]) == ""
+    assert INTERPOLATION.findall(environment["CENSUS_API_KEY"]) == ["CENSUS_API_KEY"]
+    depends_on = census.get("depends_on") or {}
+    assert depends_on.get("rabbitmq", {}).get("condition") == "service_healthy", (
+        "census takes its requests from RabbitMQ: it must wait for the broker")
 
 
 def test_compose_admin_mail_reaches_a_local_smtp_catcher(compose):
@@ -503,6 +521,41 @@ def test_k8s_admin_runs_the_admin_service(k8s_documents, config_names):
                 and service["spec"]["selector"].items() <= labels.items()]
     assert "exec" in container["livenessProbe"], "admin has no HTTP endpoint to probe"
     assert container["resources"]["requests"] and container["resources"]["limits"]
+
+
+def test_k8s_census_runs_the_census_service_like_admin(k8s_documents, config_names):
+    census = find(k8s_documents, "Deployment", "census")
+    (container,) = containers(census)
+    assert container_command(container) == CENSUS_COMMAND
+    environment = container_environment(container, k8s_documents)
+    assert set(environment) <= config_names, (
+        f"census: shared/config.py does not read {set(environment) - config_names}")
+    missing = CENSUS_SETTINGS - set(environment)
+    assert not missing, f"the census Deployment does not set {missing}"
+    assert environment["CENSUS_API_URL"] == CENSUS_API_URL
+    secret_refs = {variable["name"]: variable["valueFrom"]["secretKeyRef"]
+                   for variable in container.get("env", [])
+                   if "secretKeyRef" in variable.get("valueFrom", {})}
+    for name in ("DATABASE_URL", "AMQP_URI", "CENSUS_API_KEY"):
+        assert secret_refs.get(name) == {"name": "odp-secrets", "key": name}, (
+            f"census must take {name} from odp-secrets")
+    # Only the secrets it reads: not the operator tokens, not the FTP password.
+    assert set(secret_refs) <= CENSUS_SETTINGS, (
+        f"census gets secrets it does not need: {set(secret_refs) - CENSUS_SETTINGS}")
+    (admin,) = containers(find(k8s_documents, "Deployment", "admin"))
+    assert container["image"] == admin["image"], "census must run the platform's image"
+    assert container.get("envFrom") == admin.get("envFrom"), (
+        "census must take its settings from where admin takes them")
+    assert census["spec"]["replicas"] == 1
+    # It serves no HTTP: admin reaches it through RabbitMQ.
+    labels = pod_labels(census)
+    assert not [service for service in k8s_documents if service["kind"] == "Service"
+                and service["spec"]["selector"].items() <= labels.items()]
+    assert "exec" in container["livenessProbe"], "census has no HTTP endpoint to probe"
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["securityContext"] == admin["securityContext"]
+    assert pod_spec(census)["securityContext"] == pod_spec(
+        find(k8s_documents, "Deployment", "admin"))["securityContext"]
 
 
 def test_k8s_nightly_import_cronjob_runs_daily_at_3_in_north_carolina(k8s_documents):

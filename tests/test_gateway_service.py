@@ -150,7 +150,8 @@ def test_openapi_lists_every_route_with_its_parameters(client):
         "/admin/api/datasets/", "/admin/api/datasets/{dataset_id}/",
         "/admin/api/datasets/{dataset_id}/import/", "/admin/api/imports/",
         "/admin/api/imports/{import_id}/", "/admin/api/agencies/{state}/mapping/",
-        "/admin/api/stop-reasons/{state}/", "/admin/api/census/refresh/"}
+        "/admin/api/stop-reasons/{state}/", "/admin/api/census/refresh/",
+        "/admin/api/census/refresh/{request_id}/"}
     assert set(document["paths"]) == expected
 
     def parameters(path):

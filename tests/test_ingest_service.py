@@ -63,9 +63,15 @@ def test_requests_for_another_state_are_left_to_that_state(
     other = request_import(config, release(small_release).as_uri(), state="md")
     marker = request_import(config, release(small_release).as_uri())
     events.wait_for("dataset_loaded", marker)
-    assert db("SELECT count(*) FROM ingest.import_runs WHERE import_id = :id", id=other) == [
-        (0,)]
-    assert events.of("import_progress", other) == []
+    failed = events.wait_for("dataset_failed", other)
+
+    # ingest_md took the md request (an nc release is no Maryland workbook);
+    # ingest_nc left it alone.
+    assert "has no workbook" in failed["error"]
+    assert {source for source, kind, payload in events.events
+            if payload.get("import_id") == other} == {"ingest_md"}
+    assert db("SELECT state, attempts FROM ingest.import_runs WHERE import_id = :id",
+              id=other) == [("md", 1)]
 
 
 def test_a_long_import_keeps_its_broker_connection_and_loads_once(

@@ -75,7 +75,7 @@ HELP = {
     ("agencies",): ["upload", "mapping"],
     ("agencies", "upload"): ["STATE", "FILE.csv", "code,name,geoid"],
     ("agencies", "mapping"): ["STATE", "code,name,geoid"],
-    ("census", "refresh"): ["--year", "census service"],
+    ("census", "refresh"): ["--year", "--timeout", "census service"],
 }
 
 
@@ -285,21 +285,33 @@ def test_agencies_upload_replaces_the_mapping_and_refuses_a_bad_csv(cli, tmp_pat
     assert "cannot read" in absent.stderr and "absent.csv" in absent.stderr
 
 
-def test_census_refresh_prints_the_request_id(cli, db):
-    result = cli("census", "refresh", "--year", "2022")
-    assert result.returncode == 0, result.stderr
-    request_id = re.fullmatch(r"census refresh requested: ([0-9a-f]{32})\n", result.stdout)[1]
-    (payload,) = [row.payload for row in db(
-        "SELECT payload FROM admin.outbox WHERE event_type = 'census_requested' "
-        "AND payload->>'request_id' = :id", id=request_id)]
-    assert payload["years"] == [2022]
+def test_census_refresh_follows_the_load_to_its_end(cli, db, start_service):
+    from services.census.local_api import LocalCensusApi
 
-    every_year = cli("census", "refresh")
-    assert every_year.returncode == 0, every_year.stderr
-    other = every_year.stdout.split()[-1]
-    assert [row.payload["years"] for row in db(
-        "SELECT payload FROM admin.outbox WHERE payload->>'request_id' = :id",
-        id=other)] == [None]
+    failing = {"on": False}
+    with LocalCensusApi(responder=lambda count, path, params: (
+            (500, "the census server is down") if failing["on"] else None)) as census_api:
+        start_service("services.census", CENSUS_API_URL=census_api.url, CENSUS_YEARS="2022")
+        result = cli("census", "refresh", "--year", "2022")
+        assert result.returncode == 0, result.stderr
+        request_id = re.match(r"census refresh requested: ([0-9a-f]{32})\n",
+                              result.stdout)[1]
+        count = db("SELECT count(*) FROM census.profiles WHERE year = 2022")[0][0]
+        assert count > 0
+        assert result.stdout.endswith(f"census profiles loaded: {count:,} counties and "
+                                      "places\n")
+        (payload,) = [row.payload for row in db(
+            "SELECT payload FROM admin.outbox WHERE event_type = 'census_requested' "
+            "AND payload->>'request_id' = :id", id=request_id)]
+        assert payload["years"] == [2022]
+
+        failing["on"] = True
+        failed = cli("census", "refresh")
+        assert failed.returncode == 1
+        assert "error: the census refresh failed: " in failed.stderr
+        assert "500" in failed.stderr
+        # The profiles loaded before are kept.
+        assert db("SELECT count(*) FROM census.profiles WHERE year = 2022")[0][0] == count
 
     refused = cli("census", "refresh", "--year", "1900")
     assert refused.returncode == 2

@@ -22,7 +22,13 @@ from services.admin import reports
 from shared import outbox
 from shared.config import Config
 from shared.db import advisory_key
-from shared.events import ADMIN_SOURCE, IMPORT_HANDLER, IMPORT_REQUESTED
+from shared.events import (
+    ADMIN_SOURCE,
+    CENSUS_HANDLER,
+    CENSUS_REQUESTED,
+    IMPORT_HANDLER,
+    IMPORT_REQUESTED,
+)
 from shared.nameko_support import handler_queue, publisher
 from shared.operator import NotFound
 from shared.states import STATES
@@ -105,14 +111,16 @@ def dispatch_next(conn, state: str) -> int | None:
 
 
 def admin_publisher(config: Config):
-    """Publishes admin's outbox; an import request also declares the queue
-    of its state's ingest service, so it waits there even if that service
-    has never run on this broker."""
+    """Publishes admin's outbox; an import or census request also declares
+    the queue of the service that handles it, so it waits there even if
+    that service has never run on this broker."""
     def consumers(source: str, event_type: str, payload: dict) -> list:
-        if event_type != IMPORT_REQUESTED:
-            return []
-        return [handler_queue(config, source, event_type,
-                              STATES[payload["state"]].ingest_service, IMPORT_HANDLER)]
+        if event_type == IMPORT_REQUESTED:
+            return [handler_queue(config, source, event_type,
+                                  STATES[payload["state"]].ingest_service, IMPORT_HANDLER)]
+        if event_type == CENSUS_REQUESTED:
+            return [handler_queue(config, source, event_type, "census", CENSUS_HANDLER)]
+        return []
 
     return publisher(config, consumers)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import uuid
 
 import eventlet
 from marshmallow import ValidationError
@@ -23,11 +22,12 @@ from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 
-from services.admin import datasets, imports, mappings, reports, tokens
+from services.admin import census, datasets, imports, mappings, reports, tokens
 from shared import outbox
 from shared.events import (
     ADMIN_SOURCE,
-    CENSUS_REQUESTED,
+    CENSUS_FAILED,
+    CENSUS_LOADED,
     DATASET_FAILED,
     DATASET_LOADED,
     IMPORT_PROGRESS,
@@ -132,11 +132,11 @@ class AdminService:
     @operator_call(publishes=True)
     def request_census_refresh(self, conn, body: dict) -> dict:
         year = _load(CensusRefresh(), body)["year"]
-        request_id = uuid.uuid4().hex
-        outbox.record(conn, ADMIN_SOURCE, CENSUS_REQUESTED,
-                      {"request_id": request_id, "years": [year] if year else None},
-                      table=admin_outbox)
-        return {"request_id": request_id, "status": "requested"}
+        return census.request(conn, [year] if year else None)
+
+    @operator_call
+    def get_census_refresh(self, conn, request_id: str) -> dict:
+        return census.get(conn, str(request_id))
 
     # Events. Each runs in one transaction; a failure (database down) puts
     # the event back on the queue.
@@ -151,6 +151,8 @@ class AdminService:
             with self.db.begin() as conn:
                 if event_type == STATS_REFRESHED:
                     imports.stats_refreshed(conn, payload)
+                elif event_type in (CENSUS_LOADED, CENSUS_FAILED):
+                    census.ended(conn, event_type, payload)
                 else:
                     import_id = imports.own_id(payload["import_id"])
                     if import_id is None:
@@ -172,6 +174,14 @@ class AdminService:
     @event_handler("stats", STATS_REFRESHED, requeue_on_error=True)
     def follow_stats_refreshed(self, payload: dict) -> None:
         self._follow(STATS_REFRESHED, payload)
+
+    @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
+    def follow_census_loaded(self, payload: dict) -> None:
+        self._follow(CENSUS_LOADED, payload)
+
+    @event_handler("census", CENSUS_FAILED, requeue_on_error=True)
+    def follow_census_failed(self, payload: dict) -> None:
+        self._follow(CENSUS_FAILED, payload)
 
     def _flush(self) -> None:
         """Publish the outbox and send queued mails now; what fails here is

@@ -41,10 +41,20 @@ def agencies(conn: Connection, state: str) -> list[dict]:
     return [{"id": row.id, "name": row.name} for row in rows]
 
 
+# API.md's order of a census profile's keys.
+PROFILE_KEYS = ("white", "black", "native_american", "asian", "other", "hispanic",
+                "non_hispanic", "total")
+
+
 def agency(conn: Connection, state: str, agency_id: int) -> dict | None:
-    row = conn.execute(text(f"SELECT id, name FROM stats.{state}_agencies WHERE id = :id"),
-                       {"id": agency_id}).first()
-    return {"id": row.id, "name": row.name} if row else None
+    """The agency with its census profile ({} when it has none)."""
+    row = conn.execute(text(f"SELECT id, name, census_profile FROM stats.{state}_agencies "
+                            "WHERE id = :id"), {"id": agency_id}).first()
+    if row is None:
+        return None
+    profile = row.census_profile or {}
+    return {"id": row.id, "name": row.name,
+            "census_profile": {key: profile[key] for key in PROFILE_KEYS if key in profile}}
 
 
 def facts(conn: Connection, state: str) -> dict | None:

@@ -13,6 +13,7 @@ from services.gateway.resources.facts import Facts
 from services.gateway.resources.operator import (
     AgencyMapping,
     CensusRefresh,
+    CensusRefreshRecord,
     Dataset,
     DatasetImport,
     Datasets,
@@ -66,6 +67,8 @@ def operator_routes(admin) -> list[Route]:
               "replaces it"),
         Route("/admin/api/census/refresh/", CensusRefresh(admin),
               "Ask for the census profiles to be loaded again (202)"),
+        Route("/admin/api/census/refresh/{request_id}/", CensusRefreshRecord(admin),
+              "A census refresh: requested, loaded (with the profiles' count) or failed"),
     ]
 
 

@@ -1,6 +1,8 @@
 """The `stats` service: on `dataset_loaded` it rebuilds the state's summaries
 and facts (services/stats/refresh.py) and publishes `stats_refreshed`; on
-`agency_mapping_updated` it keeps the new mapping and rebuilds the same way.
+`agency_mapping_updated` it keeps the new mapping and rebuilds the same way,
+and on `census_loaded` it rebuilds every served state, so agencies carry
+their new census profiles.
 
     {"state": "nc", "generation": 7, "data_version": 42, "import_id": "42", ...}
 """
@@ -19,13 +21,14 @@ from shared import outbox
 from shared.events import (
     ADMIN_SOURCE,
     AGENCY_MAPPING_UPDATED,
+    CENSUS_LOADED,
     DATASET_LOADED,
     AgencyMappingUpdated,
     DatasetLoaded,
     ValidationError,
 )
 from shared.nameko_support import Database, Settings, publisher
-from shared.tables import facts, stats_agency_mappings, stats_outbox
+from shared.tables import facts, generations, stats_agency_mappings, stats_outbox
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,20 @@ class StatsService:
         log.info("%s agency mapping of %d rows stored; refreshing", state, len(mapping["rows"]))
         if refresh(self.db, state, 0, force=True) is not None:
             self._prime(state)
+        try:
+            self.relay_outbox()
+        except Exception:  # stays in the outbox; the timer sends it
+            log.exception("could not publish the outbox now")
+
+    @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
+    def apply_census(self, payload: dict) -> None:
+        """New census profiles: republish every state's agencies with them."""
+        log.info("census profiles loaded (request %s); refreshing", payload.get("request_id"))
+        with self.db.connect() as conn:
+            served = conn.execute(select(generations.c.state)).scalars().all()
+        for state in served:
+            if refresh(self.db, state, 0, force=True) is not None:
+                self._prime(state)
         try:
             self.relay_outbox()
         except Exception:  # stays in the outbox; the timer sends it

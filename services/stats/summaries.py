@@ -104,17 +104,29 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 # The agencies the published numbers speak of: the API lists these, so the
 # list changes with the numbers, not when the ingest swap lands before them.
-# The operators' mapping gives display names and census GEO_IDs; the date of
+# The operators' mapping gives display names and census GEO_IDs, and through
+# the GEO_ID the newest census profile (API.md's `other` is the sum of some
+# other race, native Hawaiian and two or more races); the date of
 # each agency's latest stop feeds admin's compliance report (il has years only).
 LAST_STOP = "(SELECT max(stop.date) FROM {state}.stop WHERE stop.agency_id = agency.id)"
 NO_DATES = "NULL::timestamptz"
 AGENCY_SNAPSHOT = """
 CREATE TABLE {table} AS
 SELECT agency.id, coalesce(mapping.name, agency.name) AS name, mapping.geoid,
-       {last_stop} AS last_stop_at
+       {last_stop} AS last_stop_at, profile.census_profile
 FROM {state}.agency
 LEFT JOIN stats.agency_mappings AS mapping
        ON mapping.state = '{state}' AND mapping.code = agency.name
+LEFT JOIN LATERAL (
+    SELECT jsonb_build_object(
+               'white', white, 'black', black, 'native_american', native_american,
+               'asian', asian,
+               'other', other + native_hawaiian + two_or_more_races,
+               'hispanic', hispanic, 'non_hispanic', non_hispanic, 'total', total,
+               'year', year) AS census_profile
+    FROM census.profiles WHERE profiles.geoid = mapping.geoid
+    ORDER BY year DESC LIMIT 1
+) AS profile ON true
 """
 
 

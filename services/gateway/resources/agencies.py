@@ -33,6 +33,4 @@ class Agency:
 
     def on_get(self, req, resp, state: str, agency_id: int) -> None:
         with self.engine.connect() as conn:
-            agency = require_agency(conn, state, agency_id)
-        # Census profiles are not loaded yet; API.md's shape for "none" is {}.
-        resp.media = {**agency, "census_profile": {}}
+            resp.media = require_agency(conn, state, agency_id)

@@ -111,3 +111,9 @@ class CensusRefresh(OperatorResource):
         body = req.get_media(default_when_empty=None) or {}
         resp.media = self.admin.call("request_census_refresh", digest, body)
         resp.status = falcon.HTTP_202
+        resp.location = f"/admin/api/census/refresh/{resp.media['request_id']}/"
+
+
+class CensusRefreshRecord(OperatorResource):
+    def on_get(self, req, resp, request_id: str) -> None:
+        resp.media = self.call(req, "get_census_refresh", request_id)
