@@ -11,6 +11,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from shared.tables import agency_ids
 
+# Every state's agency table in its staging schema: the pipeline fills it
+# with the agencies the release named (nc: by description; md, il: by code).
+AGENCY_TABLE = """
+CREATE TABLE {schema}.agency (
+    id integer PRIMARY KEY,
+    name text NOT NULL UNIQUE
+);
+"""
+
 
 class AgencyIds:
     def __init__(self, state: str, known: dict[str, int]):

@@ -63,10 +63,7 @@ class StatsService:
         refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
         if refreshed is not None:
             self._prime(loaded["state"])
-        try:
-            self.relay_outbox()
-        except Exception:  # stays in the outbox; the timer sends it
-            log.exception("could not publish the outbox now")
+        self._publish_now()
 
     @event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, requeue_on_error=True)
     def apply_agency_mapping(self, payload: dict) -> None:
@@ -86,10 +83,7 @@ class StatsService:
         log.info("%s agency mapping of %d rows stored; refreshing", state, len(mapping["rows"]))
         if refresh(self.db, state, 0, force=True) is not None:
             self._prime(state)
-        try:
-            self.relay_outbox()
-        except Exception:  # stays in the outbox; the timer sends it
-            log.exception("could not publish the outbox now")
+        self._publish_now()
 
     @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
     def apply_census(self, payload: dict) -> None:
@@ -100,6 +94,9 @@ class StatsService:
         for state in served:
             if refresh(self.db, state, 0, force=True) is not None:
                 self._prime(state)
+        self._publish_now()
+
+    def _publish_now(self) -> None:
         try:
             self.relay_outbox()
         except Exception:  # stays in the outbox; the timer sends it

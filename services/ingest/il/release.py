@@ -10,34 +10,21 @@ Batches are the pipeline's default text line batches.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from services.ingest.il import schema
 from services.ingest.il.format import CSV_FILE, FILES, IlRows
+from services.ingest.release_files import largest_file
 from shared.states import IL
-
-log = logging.getLogger(__name__)
 
 # The pipeline writes its rejects file (pipeline.REJECTS_FILE) into the same
 # folder as the release; on a retry it is there when the files are looked for.
-NOT_RELEASE_FILES = frozenset(("rejects.csv",))
+NOT_RELEASE_FILES = ("rejects.csv",)
 
 
 def find_csv(folder: Path) -> Path | None:
     """The release's CSV under `folder`, or None when there is none."""
-    found = [path for path in Path(folder).rglob("*")
-             if path.suffix.lower() == ".csv" and path.is_file()
-             and path.name.lower() not in NOT_RELEASE_FILES
-             and not path.name.startswith("._")  # macOS resource forks in zips
-             and "__MACOSX" not in path.parts]
-    if not found:
-        return None
-    found.sort(key=lambda path: (-path.stat().st_size, str(path)))
-    if len(found) > 1:
-        log.warning("%s holds %d CSV files; loading the largest, %s, and not %s", folder,
-                    len(found), found[0], ", ".join(str(path) for path in found[1:]))
-    return found[0]
+    return largest_file(folder, (".csv",), skip=NOT_RELEASE_FILES)
 
 
 class IlRelease:

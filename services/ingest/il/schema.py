@@ -7,13 +7,10 @@ the agencies the stops named (name = the raw agencycode); `searched` and
 `contraband` are 'Y', 'N' or 'U' (unknown: the release left them empty).
 """
 
+from services.ingest.agencies import AGENCY_TABLE
 from services.ingest.il.format import CSV_FILE
 
-TABLES = """
-CREATE TABLE {schema}.agency (
-    id integer PRIMARY KEY,
-    name text NOT NULL UNIQUE
-);
+TABLES = AGENCY_TABLE + """
 CREATE TABLE {schema}.stop (
     stop_id bigint NOT NULL,
     agency_id integer NOT NULL,

@@ -8,24 +8,14 @@ it. Its rows come from `workbook_batches`, not from text lines.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from services.ingest.md import schema, stop_reasons
 from services.ingest.md.format import WORKBOOK, MdRows, workbook_batches
+from services.ingest.release_files import largest_file
 from shared.states import MD
 
-log = logging.getLogger(__name__)
-
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
-
-
-def _is_workbook(path: Path) -> bool:
-    name = path.name
-    # Excel's lock files (~$name.xlsx) and macOS's resource forks (._name,
-    # __MACOSX/) look like workbooks by name only.
-    return (name.lower().endswith(WORKBOOK_SUFFIXES) and not name.startswith(("~$", "._"))
-            and "__MACOSX" not in path.parts and path.is_file())
 
 
 class MdRelease:
@@ -41,14 +31,9 @@ class MdRelease:
         """{workbook: path} for the one .xlsx, .xlsm or .xls file under
         `folder` (any depth, any case); the largest when there are several;
         {} when there is none."""
-        found = sorted(path for path in Path(folder).rglob("*") if _is_workbook(path))
-        if not found:
+        chosen = largest_file(folder, WORKBOOK_SUFFIXES)
+        if chosen is None:
             return {}
-        chosen = max(found, key=lambda path: path.stat().st_size)
-        if len(found) > 1:
-            log.warning("%s holds %d workbooks (%s); loading the largest, %s", folder,
-                        len(found), ", ".join(str(path.relative_to(folder)) for path in found),
-                        chosen.relative_to(folder))
         return {WORKBOOK: chosen}
 
     def batches(self, file_name: str, path: Path, progress):

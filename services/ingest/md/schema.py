@@ -10,13 +10,10 @@ see services/ingest/md/format.py), `date` the stop's local date and time,
 unknown, and `stop_reason` the STOP_REASON citation as given (trimmed).
 """
 
+from services.ingest.agencies import AGENCY_TABLE
 from services.ingest.md.format import WORKBOOK
 
-TABLES = """
-CREATE TABLE {schema}.agency (
-    id integer PRIMARY KEY,
-    name text NOT NULL UNIQUE
-);
+TABLES = AGENCY_TABLE + """
 CREATE TABLE {schema}.stop (
     stop_id bigint NOT NULL,
     agency_id integer NOT NULL,

@@ -5,6 +5,7 @@ the data, when building them costs one sort per index instead of one
 index update per row. `{schema}` is the staging schema being built.
 """
 
+from services.ingest.agencies import AGENCY_TABLE
 from services.ingest.nc.format import (
     CONTRABAND_FILE,
     PERSON_FILE,
@@ -13,11 +14,7 @@ from services.ingest.nc.format import (
     STOP_FILE,
 )
 
-TABLES = """
-CREATE TABLE {schema}.agency (
-    id integer PRIMARY KEY,
-    name text NOT NULL UNIQUE
-);
+TABLES = AGENCY_TABLE + """
 CREATE TABLE {schema}.stop (
     stop_id bigint NOT NULL,
     agency_id integer NOT NULL,
