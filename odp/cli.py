@@ -253,6 +253,11 @@ def ingest(args, config: Config) -> int:
     if args.state != "nc" and (args.min_stop_id is not None or args.max_stop_id is not None):
         print("--min-stop-id and --max-stop-id apply to nc only", file=sys.stderr)
         return 2
+    if args.import_id and args.import_id.isdigit():
+        # All-digit ids are the admin service's: its records would follow this run.
+        print("--import-id must not be all digits (those are the admin service's ids)",
+              file=sys.stderr)
+        return 2
     import_id = args.import_id or f"cli-{uuid.uuid4().hex[:12]}"
     request = {"import_id": import_id, "state": args.state, "url": args.url,
                "destination": args.dest, "min_stop_id": args.min_stop_id,

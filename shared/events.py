@@ -30,8 +30,11 @@ ADMIN_SOURCE = "admin"
 # The ingest services' handler of import_requested; admin declares its queue
 # before publishing, so a request sent before ingest ever ran is kept.
 IMPORT_HANDLER = "load_release"
-# The census service's handler of census_requested, likewise.
+# The census service's handler of census_requested, likewise; and the
+# handlers of the whole-table updates, by service.
 CENSUS_HANDLER = "load_profiles"
+MAPPING_HANDLER = ("stats", "apply_agency_mapping")
+STOP_REASONS_HANDLER = ("ingest_md", "apply_stop_reasons")
 
 state_field = fields.String(required=True, validate=validate.OneOf(sorted(STATES)))
 

@@ -115,8 +115,14 @@ class DatasetIn(Schema):
     def check_destination(self, value: str | None, data_key: str) -> None:
         if value is None or self.data_dir is None:
             return
-        if inside_data_dir(value, self.data_dir) is None:
+        path = inside_data_dir(value, self.data_dir)
+        if path is None:
             raise ValidationError(f"must be a folder inside the data folder {self.data_dir}")
+        # <data>/<state> holds the default folders of earlier imports, whose
+        # files would be taken for this release's.
+        if path.parent == Path(self.data_dir).resolve() and path.name in STATES:
+            raise ValidationError(f"{path} holds the default folders of {path.name} imports; "
+                                  "choose a folder of its own")
 
 
 def inside_data_dir(destination: str, data_dir: Path) -> Path | None:

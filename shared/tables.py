@@ -281,3 +281,20 @@ census_refreshes = Table(
     Column("error", Text),
     schema="admin",
 )
+
+
+def applied_updates_table(schema: str) -> Table:
+    """The `updated_at` of the newest whole-table update a consumer applied
+    (shared/updates.py)."""
+    return Table(
+        "applied_updates",
+        metadata,
+        Column("kind", String(32), primary_key=True),
+        Column("state", String(2), primary_key=True),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        schema=schema,
+    )
+
+
+stats_applied_updates = applied_updates_table("stats")
+ingest_applied_updates = applied_updates_table("ingest")

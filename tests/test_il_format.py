@@ -430,15 +430,18 @@ def test_zip_release_holds_the_csv(tmp_path):
         assert opened.read("data/IL_2019.csv") == path.read_bytes()
 
 
-def test_find_files_chooses_the_largest_csv_in_nested_folders(tmp_path):
+def test_find_files_chooses_the_largest_csv_in_the_zips_top_folder(tmp_path):
     release = IlRelease()
     assert release.find_files(tmp_path) == {}
-    nested = tmp_path / "unpacked" / "Traffic Stops 2019"
+    # Deeper than the zip's top folder: another import's files, never taken.
+    older = tmp_path / "il" / "earlier-import"
+    write_csv(older / "IL_Stops_2018.csv", generate_rows(2000))
+    nested = tmp_path / "Traffic Stops 2019"
     write_csv(nested / "IL_Stops_2019.CSV", generate_rows(200))
     write_csv(nested / "agency_list.csv", [], header=("code", "name"))
     (tmp_path / "README.txt").write_text("not a csv, but large" * 1000)
     (tmp_path / "rejects.csv").write_text("file,line,reason,content\n" * 1000)
-    macos = tmp_path / "__MACOSX" / "unpacked"
+    macos = tmp_path / "__MACOSX"
     macos.mkdir(parents=True)
     (macos / "._IL_Stops_2019.CSV").write_bytes(b"\0" * 100_000)
     assert release.find_files(tmp_path) == {CSV_FILE: nested / "IL_Stops_2019.CSV"}

@@ -207,3 +207,9 @@ def test_openapi_describes_the_operator_routes(client):
     assert set(document["paths"]["/admin/api/agencies/{state}/mapping/"]) == {"get", "put"}
     assert "202" in document["paths"]["/admin/api/datasets/{dataset_id}/import/"]["post"][
         "responses"]
+
+
+def test_a_destination_holding_a_states_import_folders_is_refused(operator):
+    response = operator.call("POST", "/admin/api/datasets/", json=dataset_body(destination="md"))
+    assert response.status_code == 400
+    assert "holds the default folders of md imports" in response.json["errors"]["destination"]

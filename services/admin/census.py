@@ -9,6 +9,7 @@ census service as `census_requested`, and followed to `loaded` or
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 
 from sqlalchemy import func, select, update
 
@@ -21,7 +22,7 @@ from shared.tables import admin_outbox, census_refreshes
 def record(row) -> dict:
     out = dict(row._mapping)
     for key in ("requested_at", "finished_at"):
-        out[key] = out[key].isoformat() if out[key] else None
+        out[key] = out[key].astimezone(UTC).isoformat() if out[key] else None
     return out
 
 

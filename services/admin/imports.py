@@ -15,6 +15,8 @@ redelivery) changes nothing. When an import ends, the next of its state goes.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -24,10 +26,14 @@ from shared.config import Config
 from shared.db import advisory_key
 from shared.events import (
     ADMIN_SOURCE,
+    AGENCY_MAPPING_UPDATED,
     CENSUS_HANDLER,
     CENSUS_REQUESTED,
     IMPORT_HANDLER,
     IMPORT_REQUESTED,
+    MAPPING_HANDLER,
+    STOP_REASONS_HANDLER,
+    STOP_REASONS_UPDATED,
 )
 from shared.nameko_support import handler_queue, publisher
 from shared.operator import NotFound
@@ -52,7 +58,8 @@ def record(row) -> dict:
 
 
 def _iso(moment) -> str | None:
-    return moment.isoformat() if moment is not None else None
+    """ISO 8601 in UTC (API.md), whatever the database session's time zone."""
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
 
 
 def get(conn, import_id: int) -> dict:
@@ -111,16 +118,18 @@ def dispatch_next(conn, state: str) -> int | None:
 
 
 def admin_publisher(config: Config):
-    """Publishes admin's outbox; an import or census request also declares
-    the queue of the service that handles it, so it waits there even if
-    that service has never run on this broker."""
+    """Publishes admin's outbox; each event that must reach a service (an
+    import or census request, a new mapping or stop-reason table) also
+    declares that service's queue, so it waits there even if the service
+    has never run on this broker."""
     def consumers(source: str, event_type: str, payload: dict) -> list:
         if event_type == IMPORT_REQUESTED:
             return [handler_queue(config, source, event_type,
                                   STATES[payload["state"]].ingest_service, IMPORT_HANDLER)]
-        if event_type == CENSUS_REQUESTED:
-            return [handler_queue(config, source, event_type, "census", CENSUS_HANDLER)]
-        return []
+        handler = {CENSUS_REQUESTED: ("census", CENSUS_HANDLER),
+                   AGENCY_MAPPING_UPDATED: MAPPING_HANDLER,
+                   STOP_REASONS_UPDATED: STOP_REASONS_HANDLER}.get(event_type)
+        return [handler_queue(config, source, event_type, *handler)] if handler else []
 
     return publisher(config, consumers)
 

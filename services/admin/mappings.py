@@ -15,9 +15,10 @@ import io
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
 from shared import md_stop_reasons, outbox
+from shared.db import advisory_key
 from shared.events import ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, STOP_REASONS_UPDATED
 from shared.operator import InvalidInput
 from shared.tables import admin_agency_mappings, admin_md_stop_reasons, admin_outbox
@@ -27,6 +28,12 @@ HEADER = ("code", "name", "geoid")
 # as in 0500000US37063 (Durham County) or 1600000US3719000 (Durham city).
 GEOID = re.compile(r"^\d{7}US\d{2,12}$")
 MAX_ROWS = 100_000
+
+
+def _lock(conn, name: str) -> None:
+    """Two uploads of one table at once take turns (a delete does not see
+    the other's uncommitted rows, and the inserts would collide)."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
 
 
 def parse_csv(body: str, header: tuple[str, ...] = HEADER) -> list[dict]:
@@ -82,6 +89,7 @@ def parse_mapping(body: str) -> list[dict]:
 
 def replace_mapping(conn, state: str, rows: list[dict]) -> dict:
     """Replace the state's mapping and announce it (caller's transaction)."""
+    _lock(conn, f"admin-mapping:{state}")
     conn.execute(delete(admin_agency_mappings).where(admin_agency_mappings.c.state == state))
     if rows:
         conn.execute(admin_agency_mappings.insert(), [{"state": state, **row} for row in rows])
@@ -107,6 +115,7 @@ def replace_stop_reasons(conn, body: str) -> dict:
     except ValueError as error:
         raise InvalidInput({"body": str(error)}) from None
     rows = [{"stem": stem, "purpose": purpose} for stem, purpose in sorted(table.items())]
+    _lock(conn, "admin-stop-reasons:md")
     conn.execute(delete(admin_md_stop_reasons))
     if rows:
         conn.execute(admin_md_stop_reasons.insert(), rows)

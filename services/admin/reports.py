@@ -10,6 +10,7 @@ Kinds: `live` (the import's numbers are served), `failed` (with the error),
 from __future__ import annotations
 
 import logging
+import smtplib
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select, text, update
@@ -96,6 +97,14 @@ def compose(config: Config, kind: str, recipients: list[str], content: dict):
     raise ValueError(f"unknown mail kind {kind!r}")
 
 
+def _server_unreachable(error: Exception) -> bool:
+    """A connection that failed, as opposed to a server that answered (and
+    refused this one mail); smtplib's errors are OSErrors too."""
+    if isinstance(error, smtplib.SMTPConnectError | smtplib.SMTPServerDisconnected):
+        return True
+    return isinstance(error, OSError) and not isinstance(error, smtplib.SMTPException)
+
+
 def send_pending(engine, config: Config, limit: int = 50) -> int:
     """Send queued mails that are due, oldest first; a failure is retried
     after a pause that doubles each time (up to an hour), MAX_ATTEMPTS
@@ -114,7 +123,7 @@ def send_pending(engine, config: Config, limit: int = 50) -> int:
                             row.import_id, error)
                 # A server that cannot be reached fails every mail alike: all
                 # of them wait, rather than each costing a connect timeout.
-                down = isinstance(error, OSError)
+                down = _server_unreachable(error)
                 for failed in rows[index:] if down else [row]:
                     pause = timedelta(seconds=min(3600, 10 * 2 ** failed.attempts))
                     conn.execute(update(mails).where(mails.c.id == failed.id).values(

@@ -66,7 +66,9 @@ def operator_call(method=None, *, publishes: bool = False):
             tokens.check(conn, digest)
             result = method(self, conn, *args)
         if publishes:
-            self._flush()
+            # Mails are left to the timer and the event handlers: a slow SMTP
+            # server must not hold an operator's answer.
+            self._flush(mails=False)
         return result
 
     return call
@@ -183,13 +185,15 @@ class AdminService:
     def follow_census_failed(self, payload: dict) -> None:
         self._follow(CENSUS_FAILED, payload)
 
-    def _flush(self) -> None:
+    def _flush(self, mails: bool = True) -> None:
         """Publish the outbox and send queued mails now; what fails here is
         left for the timer."""
         try:
             outbox.relay(self.db, imports.admin_publisher(self.config), table=admin_outbox)
         except Exception:
             log.exception("could not publish the outbox now")
+        if not mails:
+            return
         try:
             reports.send_pending(self.db, self.config)
         except Exception:

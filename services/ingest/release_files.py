@@ -1,6 +1,6 @@
 """Finding a release's single data file when its name is not fixed (md's
-workbook, il's CSV): any depth, any case; the largest when there are
-several, the others logged.
+workbook, il's CSV): in the folder or one level down, any case; the
+largest when there are several, the others logged.
 
     largest_file(folder, (".csv",), skip=("rejects.csv",))
 """
@@ -24,7 +24,10 @@ def _is_candidate(path: Path, suffixes: tuple[str, ...], skip: tuple[str, ...]) 
 
 def largest_file(folder: Path, suffixes: tuple[str, ...], skip: tuple[str, ...] = ()
                  ) -> Path | None:
-    found = sorted(path for path in Path(folder).rglob("*")
+    # The folder itself and one level down (a zip's top folder): deeper
+    # files belong to something else.
+    folder = Path(folder)
+    found = sorted(path for path in (*folder.glob("*"), *folder.glob("*/*"))
                    if _is_candidate(path, suffixes, skip))
     if not found:
         return None

@@ -35,7 +35,8 @@ from shared.events import (
     ValidationError,
 )
 from shared.nameko_support import Database, Settings, publisher
-from shared.tables import ingest_md_stop_reasons
+from shared.tables import ingest_applied_updates, ingest_md_stop_reasons
+from shared.updates import is_newest
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,10 @@ class IngestMD(IngestService):
             log.error("ignoring malformed stop reasons %s: %s", payload, error.messages)
             return
         with self.db.begin() as conn:
+            if not is_newest(conn, ingest_applied_updates, "md_stop_reasons", "md",
+                             update["updated_at"]):
+                log.info("ignoring older md stop reasons (%s)", update["updated_at"])
+                return
             conn.execute(delete(ingest_md_stop_reasons))
             if update["rows"]:
                 conn.execute(ingest_md_stop_reasons.insert(), update["rows"])

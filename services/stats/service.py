@@ -28,7 +28,14 @@ from shared.events import (
     ValidationError,
 )
 from shared.nameko_support import Database, Settings, publisher
-from shared.tables import facts, generations, stats_agency_mappings, stats_outbox
+from shared.tables import (
+    facts,
+    generations,
+    stats_agency_mappings,
+    stats_applied_updates,
+    stats_outbox,
+)
+from shared.updates import is_newest
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,11 @@ class StatsService:
             return
         state = mapping["state"]
         with self.db.begin() as conn:
+            if not is_newest(conn, stats_applied_updates, "agency_mapping", state,
+                             mapping["updated_at"]):
+                log.info("ignoring an older %s agency mapping (%s)", state,
+                         mapping["updated_at"])
+                return
             conn.execute(delete(stats_agency_mappings)
                          .where(stats_agency_mappings.c.state == state))
             if mapping["rows"]:
