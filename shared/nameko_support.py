@@ -9,6 +9,7 @@ import logging
 import signal
 
 from nameko.extensions import DependencyProvider
+from nameko.timer import timer
 
 from shared.config import Config
 from shared.db import make_engine
@@ -48,6 +49,62 @@ class Database(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return self.engine
+
+
+class OutboxRelay:
+    """Mixin of a service with an outbox: `relay_outbox` publishes pending
+    events every 10 s (eagerly at start), and `publish_now` after a change,
+    leaving to the timer what fails. A subclass names its `outbox_table`
+    and may give its own `outbox_publisher`."""
+
+    outbox_table = None
+
+    def outbox_publisher(self):
+        return publisher(self.config)
+
+    @timer(interval=10, eager=True)
+    def relay_outbox(self) -> None:
+        from shared import outbox
+
+        sent = outbox.relay(self.db, self.outbox_publisher(), table=self.outbox_table)
+        if sent:
+            log.info("published %d event(s) from the outbox", sent)
+
+    def publish_now(self) -> None:
+        try:
+            self.relay_outbox()
+        except Exception:  # stays in the outbox; the timer sends it
+            log.exception("could not publish the outbox now")
+
+
+class BoundedRetries:
+    """A message whose handling failed for want of the database goes back to
+    the queue after a growing pause, at most `limit` times per key.
+
+        if retries.again(import_id):
+            raise          # requeued
+        # given up
+    """
+
+    def __init__(self, limit: int = 5):
+        self.limit = limit
+        self.tries: dict[str, int] = {}
+
+    def again(self, key: str) -> bool:
+        import eventlet
+
+        tries = self.tries[key] = self.tries.get(key, 0) + 1
+        if tries > self.limit:
+            self.tries.pop(key, None)
+            log.error("%s: giving up after %d tries", key, tries)
+            return False
+        log.warning("%s: the message goes back to the queue (try %d of %d)", key, tries,
+                    self.limit)
+        eventlet.sleep(min(60, 2 ** tries))
+        return True
+
+    def done(self, key: str) -> None:
+        self.tries.pop(key, None)
 
 
 def handler_queue(config: Config, source: str, event_type: str, service: str,

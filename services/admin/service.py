@@ -23,7 +23,6 @@ from nameko.rpc import rpc
 from nameko.timer import timer
 
 from services.admin import census, datasets, imports, mappings, reports, tokens
-from shared import outbox
 from shared.events import (
     ADMIN_SOURCE,
     CENSUS_FAILED,
@@ -34,7 +33,7 @@ from shared.events import (
     STATS_REFRESHED,
     validated,
 )
-from shared.nameko_support import Database, Settings
+from shared.nameko_support import Database, OutboxRelay, Settings
 from shared.operator import (
     CensusRefresh,
     ImportFilter,
@@ -81,8 +80,12 @@ def _load(schema, data) -> dict:
         raise InvalidInput(flatten(error.messages)) from None
 
 
-class AdminService:
+class AdminService(OutboxRelay):
     name = ADMIN_SOURCE
+    outbox_table = admin_outbox
+
+    def outbox_publisher(self):
+        return imports.admin_publisher(self.config)
 
     config = Settings()
     db = Database()
@@ -187,11 +190,8 @@ class AdminService:
 
     def _flush(self, mails: bool = True) -> None:
         """Publish the outbox and send queued mails now; what fails here is
-        left for the timer."""
-        try:
-            outbox.relay(self.db, imports.admin_publisher(self.config), table=admin_outbox)
-        except Exception:
-            log.exception("could not publish the outbox now")
+        left for the timers."""
+        self.publish_now()
         if not mails:
             return
         try:
@@ -201,8 +201,8 @@ class AdminService:
 
     @timer(interval=10, eager=True)
     def catch_up(self) -> None:
-        """What an outage left behind: unpublished events, unsent mails, and
-        a state whose next import was not dispatched."""
+        """What an outage left behind: unsent mails and a state whose next
+        import was not dispatched (OutboxRelay's timer sends the events)."""
         with self.db.begin() as conn:
             for state in STATES:
                 imports.dispatch_next(conn, state)

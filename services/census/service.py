@@ -16,10 +16,8 @@ from __future__ import annotations
 import logging
 import uuid
 
-import eventlet
 from nameko.events import event_handler
 from nameko.rpc import rpc
-from nameko.timer import timer
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
@@ -36,7 +34,7 @@ from shared.events import (
     ValidationError,
     validated,
 )
-from shared.nameko_support import Database, Settings, publisher
+from shared.nameko_support import BoundedRetries, Database, OutboxRelay, Settings
 from shared.tables import census_loads, census_outbox
 
 log = logging.getLogger(__name__)
@@ -44,7 +42,6 @@ log = logging.getLogger(__name__)
 SOURCE = "census"
 RUNNING, LOADED, FAILED = "running", "loaded", "failed"
 MAX_RETRIES = 5
-RETRIES: dict[str, int] = {}
 
 
 def outcome(row) -> dict:
@@ -142,8 +139,10 @@ def _fail(engine: Engine, request_id: str, years: list[int], message: str) -> di
         return outcome(_row(conn, request_id))
 
 
-class CensusService:
+class CensusService(OutboxRelay):
     name = "census"
+    outbox_table = census_outbox
+    retries = BoundedRetries(MAX_RETRIES)
 
     config = Settings()
     db = Database()
@@ -158,18 +157,12 @@ class CensusService:
             log.error("ignoring a malformed census request %s: %s", payload, error.messages)
             return
         except Exception:
-            request_id = str(payload.get("request_id"))
-            tries = RETRIES[request_id] = RETRIES.get(request_id, 0) + 1
-            if tries > MAX_RETRIES:
-                RETRIES.pop(request_id, None)
-                log.exception("census request %s: giving up after %d tries", request_id,
-                              tries)
-                return
-            log.exception("census request %s could not be recorded; it goes back to the "
-                          "queue (try %d of %d)", request_id, tries, MAX_RETRIES)
-            eventlet.sleep(min(60, 2 ** tries))
-            raise
-        RETRIES.pop(str(payload.get("request_id")), None)
+            key = f"census request {payload.get('request_id')}"
+            log.exception("%s could not be recorded", key)
+            if self.retries.again(key):
+                raise
+            return
+        self.retries.done(f"census request {payload.get('request_id')}")
 
     @rpc
     def refresh(self, years=None, request_id=None) -> dict:
@@ -184,17 +177,8 @@ class CensusService:
     def _load(self, payload: dict) -> dict:
         request = validated(CENSUS_REQUESTED, payload)
         result = run_load(self.db, self.config, request["request_id"], request["years"])
-        try:
-            self.relay_outbox()
-        except Exception:  # stays in the outbox; the timer sends it
-            log.exception("could not publish the outbox now")
+        self.publish_now()
         return result
-
-    @timer(interval=10, eager=True)
-    def relay_outbox(self) -> None:
-        sent = outbox.relay(self.db, publisher(self.config), table=census_outbox)
-        if sent:
-            log.info("published %d event(s) from the outbox", sent)
 
 
 SERVICES = (CensusService,)

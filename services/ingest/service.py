@@ -17,14 +17,11 @@ import json
 import logging
 import sys
 
-import eventlet
 from eventlet.green import subprocess
 from nameko.events import EventDispatcher, event_handler
-from nameko.timer import timer
 from sqlalchemy import delete
 
 from services.ingest.pipeline import fail_unfinished
-from shared import outbox
 from shared.events import (
     ADMIN_SOURCE,
     IMPORT_PROGRESS,
@@ -34,22 +31,24 @@ from shared.events import (
     StopReasonsUpdated,
     ValidationError,
 )
-from shared.nameko_support import Database, Settings, publisher
+from shared.nameko_support import BoundedRetries, Database, OutboxRelay, Settings
 from shared.tables import ingest_applied_updates, ingest_md_stop_reasons
+from shared.tables import outbox as ingest_outbox
 from shared.updates import is_newest
 
 log = logging.getLogger(__name__)
 
 WORKER = [sys.executable, "-m", "services.ingest.worker"]
 MAX_RETRIES = 5
-RETRIES: dict[str, int] = {}
 
 
-class IngestService:
+class IngestService(OutboxRelay):
     """Base of the per-state services; a subclass names its state."""
 
     name = "ingest"
     state = ""
+    outbox_table = ingest_outbox
+    retries = BoundedRetries(MAX_RETRIES)
 
     config = Settings()
     db = Database()
@@ -76,27 +75,18 @@ class IngestService:
                                  f"{error}")
         if failure:
             self._record_failure(request, *failure)
-        try:
-            self.relay_outbox()
-        except Exception:  # the outcome stays in the outbox; the timer sends it later
-            log.exception("could not publish the outbox now")
+        self.publish_now()
 
     def _record_failure(self, request: dict, phase: str, message: str) -> None:
+        key = f"import {request['import_id']}"
         try:
             fail_unfinished(self.config, request, phase, message)
-            RETRIES.pop(request["import_id"], None)
         except Exception:
-            tries = RETRIES[request["import_id"]] = RETRIES.get(request["import_id"], 0) + 1
-            if tries > MAX_RETRIES:
-                RETRIES.pop(request["import_id"], None)
-                log.error("import %s: giving up after %d tries to record its failure",
-                          request["import_id"], tries)
-                return
-            log.exception("import %s: could not record the failure; the request goes "
-                          "back to the queue (try %d of %d)", request["import_id"], tries,
-                          MAX_RETRIES)
-            eventlet.sleep(min(60, 2 ** tries))
-            raise
+            log.exception("%s: could not record the failure", key)
+            if self.retries.again(key):
+                raise
+            return
+        self.retries.done(key)
 
     def _run_worker(self, request: dict) -> tuple[str, str] | None:
         """Run the import in a worker process; (phase, message) when the worker
@@ -119,12 +109,6 @@ class IngestService:
             return phase, (f"the import worker stopped unexpectedly during {phase} "
                            f"(exit code {code}); see the ingest service's log")
         return None
-
-    @timer(interval=10, eager=True)
-    def relay_outbox(self) -> None:
-        sent = outbox.relay(self.db, publisher(self.config))
-        if sent:
-            log.info("published %d event(s) from the outbox", sent)
 
 
 class IngestNC(IngestService):

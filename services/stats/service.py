@@ -12,12 +12,10 @@ from __future__ import annotations
 import logging
 
 from nameko.events import event_handler
-from nameko.timer import timer
 from sqlalchemy import delete, select
 
 from services.stats.priming import prime
 from services.stats.refresh import refresh
-from shared import outbox
 from shared.events import (
     ADMIN_SOURCE,
     AGENCY_MAPPING_UPDATED,
@@ -27,7 +25,7 @@ from shared.events import (
     DatasetLoaded,
     ValidationError,
 )
-from shared.nameko_support import Database, Settings, publisher
+from shared.nameko_support import Database, OutboxRelay, Settings
 from shared.tables import (
     facts,
     generations,
@@ -40,8 +38,9 @@ from shared.updates import is_newest
 log = logging.getLogger(__name__)
 
 
-class StatsService:
+class StatsService(OutboxRelay):
     name = "stats"
+    outbox_table = stats_outbox
 
     config = Settings()
     db = Database()
@@ -70,7 +69,7 @@ class StatsService:
         refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
         if refreshed is not None:
             self._prime(loaded["state"])
-        self._publish_now()
+        self.publish_now()
 
     @event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, requeue_on_error=True)
     def apply_agency_mapping(self, payload: dict) -> None:
@@ -95,7 +94,7 @@ class StatsService:
         log.info("%s agency mapping of %d rows stored; refreshing", state, len(mapping["rows"]))
         if refresh(self.db, state, 0, force=True) is not None:
             self._prime(state)
-        self._publish_now()
+        self.publish_now()
 
     @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
     def apply_census(self, payload: dict) -> None:
@@ -106,13 +105,7 @@ class StatsService:
         for state in served:
             if refresh(self.db, state, 0, force=True) is not None:
                 self._prime(state)
-        self._publish_now()
-
-    def _publish_now(self) -> None:
-        try:
-            self.relay_outbox()
-        except Exception:  # stays in the outbox; the timer sends it
-            log.exception("could not publish the outbox now")
+        self.publish_now()
 
     def _prime(self, state: str) -> None:
         with self.db.connect() as conn:
@@ -121,12 +114,6 @@ class StatsService:
         top = [agency["id"] for agency in state_facts["top_agencies"]]
         answered = prime(self.config.odp_url, state, top)
         log.info("%s: %d pages of the %d largest agencies cached", state, answered, len(top))
-
-    @timer(interval=10, eager=True)
-    def relay_outbox(self) -> None:
-        sent = outbox.relay(self.db, publisher(self.config), table=stats_outbox)
-        if sent:
-            log.info("published %d event(s) from the outbox", sent)
 
 
 SERVICES = (StatsService,)
