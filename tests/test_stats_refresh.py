@@ -120,3 +120,33 @@ def test_an_agency_new_to_this_load_is_summarized(config, release, engine, db):
     payload = load(config, release, write)
     refresh(engine, "nc", payload["data_version"])
     assert summary(db, agency=name) == [(2016, "W", "N", False, False, 1)]
+
+
+def test_a_new_mapping_republishes_the_agencies_without_recounting(config, release,
+                                                                   engine, db):
+    from sqlalchemy import text
+
+    from services.stats.refresh import republish_agencies
+
+    payload = load(config, release, small_release)
+    assert refresh(engine, "nc", payload["data_version"]) is not None
+    before = db("SELECT generation, data_version FROM stats.generations WHERE state = 'nc'")[0]
+    summary_table = db("SELECT 'stats.nc_stop_summary'::regclass::oid")[0][0]
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM stats.agency_mappings WHERE state = 'nc'"))
+        conn.execute(text("INSERT INTO stats.agency_mappings (state, code, name) "
+                          "VALUES ('nc', :code, 'Alder City Police')"), {"code": ALDER})
+    try:
+        published = republish_agencies(engine, "nc")
+
+        assert published["generation"] == before.generation + 1
+        assert published["data_version"] == before.data_version
+        names = {row.name for row in db("SELECT name FROM stats.nc_agencies")}
+        assert "Alder City Police" in names and ALDER not in names
+        top = db("SELECT facts FROM stats.facts WHERE state = 'nc'")[0][0]["top_agencies"]
+        assert "Alder City Police" in [agency["name"] for agency in top]
+        # The counts were not rebuilt: the summary table is the same table.
+        assert db("SELECT 'stats.nc_stop_summary'::regclass::oid")[0][0] == summary_table
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM stats.agency_mappings WHERE state = 'nc'"))

@@ -32,11 +32,9 @@ log = logging.getLogger(__name__)
 SOURCE = "stats"
 
 
-def refresh(engine, state: str, data_version: int, force: bool = False) -> dict | None:
+def refresh(engine, state: str, data_version: int) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
-    payload, or None when there was nothing newer to do. `force` rebuilds
-    from the data already covered (a new agency mapping changes names, not
-    data)."""
+    payload, or None when there was nothing newer to do."""
     if state not in summaries.SUMMARIES:
         log.warning("no summaries are defined for %s yet", state)
         return None
@@ -45,9 +43,7 @@ def refresh(engine, state: str, data_version: int, force: bool = False) -> dict 
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                      {"key": advisory_key(f"stats:{state}")})
         current = conn.execute(select(generations).where(generations.c.state == state)).first()
-        if force and current is not None:
-            data_version = current.data_version
-        elif current is not None and current.data_version >= data_version:
+        if current is not None and current.data_version >= data_version:
             log.info("%s stats already cover data version %s; nothing to do", state,
                      data_version)
             return None
@@ -59,27 +55,58 @@ def refresh(engine, state: str, data_version: int, force: bool = False) -> dict 
             select(import_runs.c.data_version, import_runs.c.import_id)
             .where(import_runs.c.state == state, import_runs.c.status == "loaded")
             .order_by(import_runs.c.data_version.desc()).limit(1)).first()
-        candidates = [(data_version, current.import_id if force and current else "")]
+        candidates = [(data_version, "")]
         if live is not None:
             candidates.append((live.data_version, live.import_id))
         data_version, import_id = max(candidates)
-        if not force and current is not None and current.data_version >= data_version:
+        if current is not None and current.data_version >= data_version:
             return None
         summaries.build(conn, state)
         state_facts = FACTS[state](conn, summaries.building_agencies(state))
         summaries.swap(conn, state)
-        conn.execute(insert(facts).values(state=state, facts=state_facts)
-                     .on_conflict_do_update(index_elements=[facts.c.state],
-                                            set_={"facts": state_facts}))
-        generation = (current.generation if current else 0) + 1
-        values = {"generation": generation, "data_version": data_version,
-                  "import_id": import_id, "refreshed_at": datetime.now(UTC)}
-        conn.execute(insert(generations).values(state=state, **values)
-                     .on_conflict_do_update(index_elements=[generations.c.state], set_=values))
-        payload = {"state": state, "generation": generation, "data_version": data_version,
-                   "import_id": import_id,
-                   "refreshed_at": values["refreshed_at"].isoformat()}
-        outbox.record(conn, SOURCE, STATS_REFRESHED, payload, table=stats_outbox)
-    log.info("%s stats refreshed to generation %d in %.1fs", state, generation,
+        payload = _publish(conn, state, state_facts, current, data_version, import_id)
+    log.info("%s stats refreshed to generation %d in %.1fs", state, payload["generation"],
              time.monotonic() - started)
+    return payload
+
+
+def republish_agencies(engine, state: str) -> dict | None:
+    """A new agency mapping or new census profiles change the agencies'
+    names and profiles, not a single count: rebuild only the agency snapshot
+    and the names in the facts, and publish them as a new generation of the
+    same data. None when the state has no published numbers yet (its first
+    refresh applies the mapping)."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                     {"key": advisory_key(f"stats:{state}")})
+        current = conn.execute(select(generations).where(generations.c.state == state)).first()
+        if current is None or not schema_exists(conn, state):
+            return None
+        summaries.build_agencies(conn, state)
+        state_facts = conn.execute(select(facts.c.facts).where(facts.c.state == state)).scalar()
+        names = dict(conn.execute(text(
+            f"SELECT id, name FROM {summaries.building_agencies(state)}")).all())
+        for agency in state_facts["top_agencies"]:
+            agency["name"] = names.get(agency["id"], agency["name"])
+        summaries.swap(conn, state, (summaries.agencies_table,))
+        payload = _publish(conn, state, state_facts, current, current.data_version,
+                           current.import_id)
+    log.info("%s agencies republished as generation %d", state, payload["generation"])
+    return payload
+
+
+def _publish(conn, state: str, state_facts: dict, current, data_version: int,
+             import_id: str) -> dict:
+    """Store the facts, bump the generation and record stats_refreshed."""
+    conn.execute(insert(facts).values(state=state, facts=state_facts)
+                 .on_conflict_do_update(index_elements=[facts.c.state],
+                                        set_={"facts": state_facts}))
+    generation = (current.generation if current else 0) + 1
+    values = {"generation": generation, "data_version": data_version,
+              "import_id": import_id, "refreshed_at": datetime.now(UTC)}
+    conn.execute(insert(generations).values(state=state, **values)
+                 .on_conflict_do_update(index_elements=[generations.c.state], set_=values))
+    payload = {"state": state, "generation": generation, "data_version": data_version,
+               "import_id": import_id, "refreshed_at": values["refreshed_at"].isoformat()}
+    outbox.record(conn, SOURCE, STATS_REFRESHED, payload, table=stats_outbox)
     return payload

@@ -1,8 +1,9 @@
 """The `stats` service: on `dataset_loaded` it rebuilds the state's summaries
 and facts (services/stats/refresh.py) and publishes `stats_refreshed`; on
-`agency_mapping_updated` it keeps the new mapping and rebuilds the same way,
-and on `census_loaded` it rebuilds every served state, so agencies carry
-their new census profiles.
+`agency_mapping_updated` it keeps the new mapping, and on `census_loaded`
+it republishes the agencies of every served state with their new names and
+census profiles (the agency snapshot and the facts' names only: no count
+changes).
 
     {"state": "nc", "generation": 7, "data_version": 42, "import_id": "42", ...}
 """
@@ -15,7 +16,7 @@ from nameko.events import event_handler
 from sqlalchemy import delete, select
 
 from services.stats.priming import prime
-from services.stats.refresh import refresh
+from services.stats.refresh import refresh, republish_agencies
 from shared.events import (
     ADMIN_SOURCE,
     AGENCY_MAPPING_UPDATED,
@@ -92,7 +93,7 @@ class StatsService(OutboxRelay):
                 conn.execute(stats_agency_mappings.insert(),
                              [{"state": state, **row} for row in mapping["rows"]])
         log.info("%s agency mapping of %d rows stored; refreshing", state, len(mapping["rows"]))
-        if refresh(self.db, state, 0, force=True) is not None:
+        if republish_agencies(self.db, state) is not None:
             self._prime(state)
         self.publish_now()
 
@@ -103,7 +104,7 @@ class StatsService(OutboxRelay):
         with self.db.connect() as conn:
             served = conn.execute(select(generations.c.state)).scalars().all()
         for state in served:
-            if refresh(self.db, state, 0, force=True) is not None:
+            if republish_agencies(self.db, state) is not None:
                 self._prime(state)
         self.publish_now()
 

@@ -163,27 +163,39 @@ LIVE_TABLES = (summary_table, agency_table, agencies_table)
 
 def build(conn, state: str) -> None:
     """Build the state's summaries under their building names."""
-    summary, rollup, names = (_building(table(state)) for table in LIVE_TABLES)
-    for table in (rollup, summary, names):
+    summary, rollup, _ = (_building(table(state)) for table in LIVE_TABLES)
+    for table in (rollup, summary):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     conn.exec_driver_sql(SUMMARIES[state].format(table=summary,
                                                  time_zone=STATES[state].time_zone))
     conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
+    _finish(conn, summary, "agency_id, officer_id")
+    _finish(conn, rollup, "agency_id, year")
+    build_agencies(conn, state)
+
+
+def build_agencies(conn, state: str) -> None:
+    """Build the agency snapshot alone under its building name: what a new
+    mapping or new census profiles change."""
+    names = building_agencies(state)
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names}")
     last_stop = (NO_DATES if state == "il" else LAST_STOP).format(state=state)
     conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state, last_stop=last_stop))
-    for table, columns in ((summary, "agency_id, officer_id"), (rollup, "agency_id, year"),
-                           (names, "id")):
-        (index,) = _index_names(table.removesuffix("_building"))
-        conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
-        # Fresh statistics now: the planner's guesses for a new table are off by
-        # orders of magnitude until autovacuum comes by.
-        conn.exec_driver_sql(f"ANALYZE {table}")
-        conn.exec_driver_sql(f"GRANT SELECT ON {table} TO {READER_ROLE}")
+    _finish(conn, names, "id")
 
 
-def swap(conn, state: str) -> None:
+def _finish(conn, table: str, columns: str) -> None:
+    (index,) = _index_names(table.removesuffix("_building"))
+    conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
+    # Fresh statistics now: the planner's guesses for a new table are off by
+    # orders of magnitude until autovacuum comes by.
+    conn.exec_driver_sql(f"ANALYZE {table}")
+    conn.exec_driver_sql(f"GRANT SELECT ON {table} TO {READER_ROLE}")
+
+
+def swap(conn, state: str, tables=LIVE_TABLES) -> None:
     """Put the built summaries in place of the live ones (caller's transaction)."""
-    for live in (table(state) for table in LIVE_TABLES):
+    for live in (table(state) for table in tables):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
         conn.exec_driver_sql(f"ALTER TABLE {_building(live)} RENAME TO {live.split('.')[1]}")
         for building_index, index in _index_names(live).items():
