@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -60,7 +61,7 @@ import_runs = Table(
 
 def outbox_table(schema: str) -> Table:
     """The outbox of the service owning `schema` (shared/outbox.py)."""
-    return Table(
+    table = Table(
         "outbox",
         metadata,
         Column("id", BigInteger, primary_key=True, autoincrement=True),
@@ -72,6 +73,10 @@ def outbox_table(schema: str) -> Table:
         Column("published_at", DateTime(timezone=True)),
         schema=schema,
     )
+    # The relay's query: pending rows in id order. Rows are never deleted, so
+    # without it every relay tick reads the whole table.
+    Index("outbox_pending", table.c.id, postgresql_where=table.c.published_at.is_(None))
+    return table
 
 
 outbox = outbox_table("ingest")
@@ -163,6 +168,8 @@ imports = Table(
     Column("rejects_file", Text),
     Column("new_agencies", JSONB, nullable=False, server_default="[]"),
     Column("error", Text),
+    # The listing's filters and each state's turn (services/admin/imports.py).
+    Index("imports_state_status", "state", "status"),
     schema="admin",
 )
 
