@@ -24,8 +24,12 @@ db: venv services
 run: venv services db
 	$(PY) -m odp run
 
+# `make test TIER=unit` (or interface, e2e) runs one tier of the suite; the
+# suite runs in TEST_WORKERS processes (pytest-xdist), each with its own
+# database and vhost.
+TEST_WORKERS ?= 2
 test: venv services
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) $(if $(TIER),-m $(TIER))
 
 lint: venv
 	$(VENV)/bin/ruff check .

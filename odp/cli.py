@@ -244,14 +244,18 @@ def main(argv=None) -> int:
 
 def ingest(args, config: Config) -> int:
     from odp.progress import ProgressLine
+    from services.ingest.formats import RELEASES
     from services.ingest.pipeline import run_import
     from shared import outbox
     from shared.db import make_engine
     from shared.events import IMPORT_PROGRESS
     from shared.nameko_support import broker_reachable, publisher
 
-    if args.state != "nc" and (args.min_stop_id is not None or args.max_stop_id is not None):
-        print("--min-stop-id and --max-stop-id apply to nc only", file=sys.stderr)
+    limiting = [code for code, release in RELEASES.items() if release.limits_stop_ids]
+    if args.state not in limiting and (args.min_stop_id is not None
+                                       or args.max_stop_id is not None):
+        print(f"--min-stop-id and --max-stop-id apply to {', '.join(limiting)} only",
+              file=sys.stderr)
         return 2
     if args.import_id and args.import_id.isdigit():
         # All-digit ids are the admin service's: its records would follow this run.

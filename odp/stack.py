@@ -30,8 +30,6 @@ from shared.nameko_support import publisher
 from shared.tables import census_profiles, generations, import_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = {state: ROOT / "services" / "ingest" / "samples" / f"{state}_sample.zip"
-           for state in ("nc", "md", "il")}
 NAMEKO_READY = "services ready"
 GUNICORN_READY = "Listening at: "
 LOCAL_CENSUS_PORT = 8391
@@ -117,6 +115,14 @@ def ensure_env_file(path: Path = ROOT / ".env") -> None:
         handle.write(f"ODP_ADMIN_TOKENS={token}\nODP_TOKEN={token}\n")
 
 
+def samples() -> dict[str, Path]:
+    """Each state's bundled sample release (formats.Release.sample)."""
+    from services.ingest.formats import RELEASES
+
+    return {state: release.sample for state, release in RELEASES.items()
+            if release.sample is not None}
+
+
 def import_samples(config: Config, say) -> None:
     """Request an import of each state's sample release when the state has no
     published numbers yet, the way the admin service does, and wait until
@@ -124,7 +130,7 @@ def import_samples(config: Config, say) -> None:
     engine = make_engine(config)
     dispatch = publisher(config)
     try:
-        for state, sample in SAMPLES.items():
+        for state, sample in samples().items():
             if _generation(engine, state) is not None:
                 say(f"{state} data already loaded; not importing the sample again")
                 continue
@@ -156,8 +162,8 @@ def load_sample_census(config: Config, say) -> None:
     session.headers["Authorization"] = f"Bearer {config.odp_token}"
     api = f"http://127.0.0.1:{config.port}/admin/api"
     try:
-        for state in SAMPLES:
-            mapping = SAMPLES[state].with_name(f"{state}_agencies.csv")
+        for state, sample in samples().items():
+            mapping = sample.with_name(f"{state}_agencies.csv")
             if session.get(f"{api}/agencies/{state}/mapping/", timeout=30).json():
                 continue
             answer = session.put(f"{api}/agencies/{state}/mapping/", timeout=30,

@@ -1,18 +1,12 @@
 """Names from the public API contract (API.md) that more than the gateway
 needs: the stats service warms these paths after a refresh."""
 
-# The per-agency aggregates each state serves, under /{state}/api/agency/{id}/
-# (API.md's table): the gateway routes them, the stats service warms them.
-AGGREGATE_PATHS = {
-    "nc": ("stops", "stops_by_reason", "searches", "searches_by_type", "use_of_force",
-           "contraband_hit_rate"),
-    "md": ("stops", "stops_by_reason", "searches", "contraband_hit_rate"),
-    "il": ("stops", "stops_by_reason", "searches", "contraband_hit_rate"),
-}
+from shared.states import STATES
 
 
 def states_serving(aggregate: str) -> tuple[str, ...]:
-    return tuple(state for state, names in AGGREGATE_PATHS.items() if aggregate in names)
+    """The states with the per-agency aggregate `aggregate` (State.aggregates)."""
+    return tuple(code for code, state in STATES.items() if state.serves(aggregate))
 
 
 def state_paths(state: str, agency_ids) -> list[str]:
@@ -21,5 +15,5 @@ def state_paths(state: str, agency_ids) -> list[str]:
     for agency_id in agency_ids:
         paths.append(f"/{state}/api/agency/{agency_id}/")
         paths += [f"/{state}/api/agency/{agency_id}/{name}/"
-                  for name in AGGREGATE_PATHS[state]]
+                  for name in STATES[state].aggregates]
     return paths

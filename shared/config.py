@@ -55,6 +55,12 @@ class Config:
     ingest_max_reject_share: float = 0.01
     ingest_max_unzipped_bytes: int = 64 * 1024**3
     download_timeout: float = 60.0
+    # How long the gateway waits for the admin service's answer: long enough
+    # for the slowest operator call, short enough to report a stopped admin.
+    admin_rpc_timeout: float = 15.0
+    # Packages of states defined outside shared/states.py (a test-only state):
+    # each service's process imports them before it builds its handlers.
+    state_packages: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -91,6 +97,8 @@ class Config:
             ingest_max_unzipped_bytes=int(
                 get("INGEST_MAX_UNZIPPED_BYTES", default.ingest_max_unzipped_bytes)),
             download_timeout=float(get("DOWNLOAD_TIMEOUT", default.download_timeout)),
+            state_packages=_list(get("ODP_STATE_PACKAGES")),
+            admin_rpc_timeout=float(get("ADMIN_RPC_TIMEOUT", default.admin_rpc_timeout)),
         )
 
     def with_changes(self, **changes) -> Config:
@@ -128,5 +136,6 @@ ENVIRONMENT_NAMES = {
     "odp_token": "ODP_TOKEN", "port": "PORT", "log_level": "LOG_LEVEL",
     "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
     "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
-    "download_timeout": "DOWNLOAD_TIMEOUT",
+    "download_timeout": "DOWNLOAD_TIMEOUT", "state_packages": "ODP_STATE_PACKAGES",
+    "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT",
 }

@@ -107,6 +107,27 @@ class BoundedRetries:
         self.tries.pop(key, None)
 
 
+def add_state_handlers(cls, event_type: str, method, name: str = "{method}_{state}"):
+    """Give `cls` one handler of `event_type` for each state of STATES, bound
+    to that state's ingest service (nameko binds a handler to one source),
+    each calling `method(self, payload)`. Every per-state handler of the
+    platform is made here, so a registered state is heard everywhere.
+    `name` is formatted with method, state, source and event."""
+    from nameko.events import event_handler
+
+    from shared.states import STATES
+
+    for state in STATES.values():
+        def handle(self, payload: dict, _method=method) -> None:
+            _method(self, payload)
+
+        handle.__name__ = name.format(method=method.__name__, state=state.code,
+                                      source=state.ingest_service, event=event_type)
+        setattr(cls, handle.__name__, event_handler(
+            state.ingest_service, event_type, requeue_on_error=True)(handle))
+    return cls
+
+
 def handler_queue(config: Config, source: str, event_type: str, service: str,
                   method: str):
     """The queue nameko declares for `service.method`, an @event_handler of
@@ -142,6 +163,26 @@ def publisher(config: Config, consumers=None):
                            declare=[exchange, *queues])
 
     return dispatch
+
+
+def main(service_module: str, part: str | None = None, max_workers: int | None = None,
+         before=None) -> None:
+    """What `python -m services.<name>` runs: read the settings, load the
+    state packages (with their `part` for this service), then import
+    `service_module`, whose per-state handlers are built from STATES as it
+    is imported, and run its SERVICES. `before(config)` runs first."""
+    import importlib
+
+    from shared.logs import setup_logging
+    from shared.states import load_state_packages
+
+    config = Config.from_env()
+    setup_logging(config.log_level)
+    load_state_packages(config.state_packages, part)
+    if before is not None:
+        before(config)
+    services = importlib.import_module(service_module).SERVICES
+    run_services(services, config, max_workers)
 
 
 def run_services(service_classes, config: Config, max_workers: int | None = None) -> None:

@@ -1,20 +1,87 @@
-"""The three states: codes, names, time zones and the labels of their codes.
+"""What a state is, once: codes, names, time zones, labels, and which parts of
+the platform it has. Every label shown to users is written here once.
 
-Every label shown to users is written here once.
+`STATES` is the registry every service builds its own per-state parts from
+(ingest: the release format; stats: the summary SQL and facts; the gateway,
+admin and census read only what `State` says). A state added outside this
+module (a test-only state, say) registers itself with `register`, in a
+package named by `ODP_STATE_PACKAGES`; each service's process imports those
+packages with `load_state_packages` before it builds its handlers.
+
+    State("nc", "North Carolina", "America/New_York", "37", ...)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+import importlib.util
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
+# The aggregates of API.md's table every state serves, and those only some do.
+COMMON_AGGREGATES = ("stops", "stops_by_reason", "searches", "contraband_hit_rate")
+SEARCH_TYPE_AGGREGATES = ("searches_by_type", "use_of_force")
 
-@dataclass(frozen=True)
+# Race families: nc records race and ethnicity as two fields; md and il one
+# combined race/ethnicity code (API.md counts them differently).
+SEPARATE = "separate"
+COMBINED = "combined"
+
+# ACS variables of a census profile (DATA-FORMATS.md, "Census").
+B03002_VARIABLES = MappingProxyType({
+    "total": "B03002_001E",
+    "white": "B03002_003E",
+    "black": "B03002_004E",
+    "native_american": "B03002_005E",
+    "asian": "B03002_006E",
+    "native_hawaiian": "B03002_007E",
+    "other": "B03002_008E",
+    "two_or_more_races": "B03002_009E",
+    "hispanic": "B03002_012E",
+    "non_hispanic": "B03002_002E",
+})
+C02003_VARIABLES = MappingProxyType({
+    "total": "C02003_001E",
+    "white": "C02003_003E",
+    "black": "C02003_004E",
+    "native_american": "C02003_005E",
+    "asian": "C02003_006E",
+    "native_hawaiian": "C02003_007E",
+    "other": "C02003_008E",
+    "two_or_more_races": "C02003_009E",
+    "hispanic": "B03002_012E",
+    "non_hispanic": "B03002_002E",
+})
+
+PURPOSE_GROUPS = ("Safety Violation", "Regulatory and Equipment", "Other")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: hashable by identity
 class State:
+    """Everything that is true of a state, whatever service asks."""
+
     code: str
     name: str
     time_zone: str
     fips: str
+    race_family: str
+    # Purpose code -> label, in code order; and each purpose group's codes.
+    purposes: Mapping[int, str]
+    purpose_groups: Mapping[str, tuple[int, ...]]
+    # The per-agency aggregates it serves (API.md), in the table's order.
+    aggregates: tuple[str, ...] = COMMON_AGGREGATES
+    search_types: Mapping[int, str] = field(default_factory=dict)
+    # il names no officer; il releases carry a year, not a date.
+    has_officers: bool = True
+    has_dates: bool = True
+    census_variables: Mapping[str, str] = field(default_factory=lambda: B03002_VARIABLES)
+    # md: operators maintain a statute-stem to purpose table.
+    has_stop_reasons: bool = False
+    # nc: find-a-stop, and the compliance report after each import.
+    finds_stops: bool = False
+    reports_silent_agencies: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -24,11 +91,42 @@ class State:
     def ingest_service(self) -> str:
         return f"ingest_{self.code}"
 
+    @property
+    def labels(self) -> dict[str, Mapping[int, str]]:
+        """Labels of the codes rows are grouped by: {"purpose": {1: "..."}, ...}."""
+        labels = {"purpose": self.purposes}
+        if self.search_types:
+            labels["search_type"] = self.search_types
+        return labels
 
-NC = State("nc", "North Carolina", "America/New_York", "37")
-MD = State("md", "Maryland", "America/New_York", "24")
-IL = State("il", "Illinois", "America/Chicago", "17")
-STATES = {state.code: state for state in (NC, MD, IL)}
+    def serves(self, aggregate: str) -> bool:
+        return aggregate in self.aggregates
+
+
+class StateRegistry(dict):
+    """One service's per-state parts, keyed by state code. Asking for a state
+    that has none is an error naming the state and the registry; `missing`
+    names every state of STATES without an entry (the registry test asks)."""
+
+    def __init__(self, what: str, entries: Mapping | None = None):
+        super().__init__(entries or {})
+        self.what = what
+
+    def __missing__(self, code):
+        raise UnknownState(f"no {self.what} is registered for the state {code!r} "
+                           f"(registered: {', '.join(sorted(self)) or 'none'})")
+
+    def register(self, code: str, entry) -> None:
+        self[code] = entry
+
+    def missing(self) -> list[str]:
+        return [code for code in STATES if code not in self]
+
+
+class UnknownState(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
 
 NC_PURPOSES = {
     1: "Speed Limit Violation",
@@ -93,3 +191,47 @@ IL_PURPOSES = {1: "Moving Violation", 2: "Equipment", 3: "Registration", 4: "Unk
 # md and il record one combined race/ethnicity code per stop.
 COMBINED_RACES = {"W": "White", "B": "Black", "H": "Hispanic", "A": "Asian",
                   "I": "Native American", "U": "Other/Unknown"}
+
+
+NC = State(
+    "nc", "North Carolina", "America/New_York", "37", SEPARATE, NC_PURPOSES,
+    {"Safety Violation": (1, 2, 3, 4), "Regulatory and Equipment": (5, 6, 7, 9),
+     "Other": (8, 10)},
+    aggregates=COMMON_AGGREGATES[:3] + SEARCH_TYPE_AGGREGATES + COMMON_AGGREGATES[3:],
+    search_types=NC_SEARCH_TYPES, finds_stops=True, reports_silent_agencies=True)
+MD = State(
+    "md", "Maryland", "America/New_York", "24", COMBINED, MD_PURPOSES,
+    {"Safety Violation": (2, 3, 4, 5), "Regulatory and Equipment": (1, 6, 7, 8, 9),
+     "Other": (10,)},
+    census_variables=C02003_VARIABLES, has_stop_reasons=True)
+IL = State(
+    "il", "Illinois", "America/Chicago", "17", COMBINED, IL_PURPOSES,
+    {"Safety Violation": (1,), "Regulatory and Equipment": (2, 3), "Other": (4,)},
+    has_officers=False, has_dates=False, census_variables=C02003_VARIABLES)
+
+STATES: dict[str, State] = {state.code: state for state in (NC, MD, IL)}
+
+
+def register(state: State) -> None:
+    """Add a state defined outside this module (see the module's docstring)."""
+    STATES[state.code] = state
+
+
+def load_state_packages(packages: Iterable[str], part: str | None = None) -> None:
+    """Import each state package (it registers its State) and, when `part`
+    names a service ("ingest", "stats"), its module of that name, which
+    registers the state in that service's registry."""
+    for package in packages:
+        importlib.import_module(package)
+        if part and importlib.util.find_spec(f"{package}.{part}") is not None:
+            importlib.import_module(f"{package}.{part}")
+
+
+def known_state(code: str) -> bool:
+    """A marshmallow validator: the registry is read when a value is checked,
+    not when the schema is defined, so states registered later count."""
+    from marshmallow import ValidationError
+
+    if code not in STATES:
+        raise ValidationError(f"must be one of {', '.join(sorted(STATES))}")
+    return True

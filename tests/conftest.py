@@ -1,7 +1,19 @@
 """Fixtures over the real services: PostgreSQL (database `odp_test`, created
 fresh for each session), RabbitMQ (vhost `odp_test`, fresh for each session),
 local HTTP and FTP servers standing in for the states' servers, and the
-ingest service run as a process the way `make run` runs it.
+services run as processes the way `make run` runs them.
+
+Tests come in three tiers, as pytest markers (`pytest -m unit`, ...):
+
+- `unit`: pure logic, no service at all;
+- `interface`: the real PostgreSQL and RabbitMQ, the code driven in process
+  (the gateway through falcon's TestClient, the pipeline, handlers);
+- `e2e`: service processes started as `make run` starts them.
+
+A test's tier is its module's or its own marker, or else what its fixtures
+need: a service process makes it `e2e`, the database or broker `interface`.
+A test that started services leaves nothing behind for the next one: its
+vhost is emptied and its unfinished imports are ended when it stops.
 """
 
 from __future__ import annotations
@@ -18,11 +30,12 @@ import psycopg2
 import pytest
 from sqlalchemy import text
 
+from services.gateway.backends import Deps
 from services.ingest.nc.synthetic import RawReleaseWriter, zip_release
 from shared.config import Config
 from shared.db import make_engine, psycopg2_dsn
 from shared.dbsetup import setup
-from shared.states import STATES
+from shared.states import COMBINED, STATES, State, register
 from tests.support.broker import EventListener
 from tests.support.gateway import (
     agency_ids,
@@ -34,13 +47,36 @@ from tests.support.servers import FileServer, FtpServer
 from tests.support.smtp import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
-# Overridable so that two suites (say, two branches) can run side by side.
-TEST_DATABASE = os.environ.get("ODP_TEST_DATABASE", "odp_test")
-TEST_VHOST = os.environ.get("ODP_TEST_VHOST", "odp_test")
+# Overridable so that two suites (say, two branches) can run side by side;
+# each pytest-xdist worker (`make test` runs two) has its own of both.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+TEST_DATABASE = os.environ.get("ODP_TEST_DATABASE", "odp_test") + (WORKER and f"_{WORKER}")
+TEST_VHOST = os.environ.get("ODP_TEST_VHOST", "odp_test") + (WORKER and f"_{WORKER}")
+
+
+TIERS = ("unit", "interface", "e2e")
+PROCESS_FIXTURES = {"start_service"}
+SERVICE_FIXTURES = {"base_config", "engine"}
+
+
+def pytest_configure(config) -> None:
+    for tier, meaning in zip(TIERS, ("no service at all", "the real database and broker, "
+                                     "code driven in process", "service processes"),
+                             strict=True):
+        config.addinivalue_line("markers", f"{tier}: {meaning}")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        if any(item.get_closest_marker(tier) for tier in TIERS):
+            continue
+        needs = set(item.fixturenames)
+        item.add_marker("e2e" if needs & PROCESS_FIXTURES
+                        else "interface" if needs & SERVICE_FIXTURES else "unit")
 
 
 def _fresh_vhost() -> str:
-    """A clean vhost for the session, so no message of an earlier run remains."""
+    """A clean vhost, so no message of an earlier run (or test) remains."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
         return ""
@@ -49,6 +85,18 @@ def _fresh_vhost() -> str:
     subprocess.run([ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
                    check=True, capture_output=True)
     return TEST_VHOST
+
+
+def leave_nothing_behind(engine) -> None:
+    """After a test that ran services: the messages it left are dropped with
+    its vhost, and an import it left unfinished is ended, so it cannot hold
+    up the next test's imports of the same state."""
+    _fresh_vhost()
+    with engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE admin.imports SET status = 'failed', finished_at = now(), "
+            "error = 'left unfinished by an earlier test' "
+            "WHERE status IN ('queued', 'running', 'loaded')"))
 
 
 def drop_database(name: str) -> None:
@@ -77,6 +125,17 @@ def create_database(config: Config) -> None:
 def _fresh_database(config: Config) -> None:
     drop_database(TEST_DATABASE)
     create_database(config)
+
+
+@pytest.fixture
+def extra_state():
+    """A state registered for the test alone, with no part in any service
+    and no data: `yy`, Nowhere."""
+    state = State("yy", "Nowhere", "America/Denver", "98", COMBINED, {1: "Speeding"},
+                  {"Safety Violation": (1,)})
+    register(state)
+    yield state
+    STATES.pop(state.code)
 
 
 @pytest.fixture(scope="session")
@@ -198,17 +257,23 @@ class ServiceProcess:
         return "".join(self.output)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def wait_stopped(self) -> None:
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture
-def start_service(config):
+def start_service(config, engine):
     """start_service("services.stats", NAME=value) -> a running ServiceProcess."""
     started = []
 
@@ -224,8 +289,12 @@ def start_service(config):
 
     start.stop_all = stop_all
     yield start
+    # All at once: each takes a moment to shut down gracefully.
     for service in started:
-        service.stop()
+        service.terminate()
+    for service in started:
+        service.wait_stopped()
+    leave_nothing_behind(engine)
 
 
 @pytest.fixture
@@ -279,17 +348,39 @@ def start_admin(start_service, admin_config):
     return start
 
 
+def with_operator_calls(client):
+    """`client.call(method, path, **kwargs)` sends the operator token."""
+    def call(method: str, path: str, token: str | None = OPERATOR_TOKEN, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return client.simulate_request(method, path, headers=headers, **kwargs)
+
+    client.call = call
+    return client
+
+
 @pytest.fixture
 def operator(admin_config, start_admin):
-    """A TestClient of the gateway, with the admin service running behind it;
-    `operator.call(method, path, **kwargs)` sends the operator token."""
+    """A TestClient of the gateway, with the admin service running behind it
+    as a process, over the broker; `operator.call(method, path)` sends the
+    operator token."""
     start_admin()
     with gateway_client(admin_config) as client:
-        def call(method: str, path: str, token: str | None = OPERATOR_TOKEN, **kwargs):
-            headers = kwargs.pop("headers", {})
-            if token is not None:
-                headers["Authorization"] = f"Bearer {token}"
-            return client.simulate_request(method, path, headers=headers, **kwargs)
+        yield with_operator_calls(client)
 
-        client.call = call
-        yield client
+
+@pytest.fixture
+def operator_api(admin_config, engine):
+    """The same with the admin service driven in process (tests/support/admin.py):
+    the operator API's own behaviour, without a process to start and stop."""
+    from services.gateway.backends import cache_client, reader_engine
+    from tests.support.admin import InProcessAdmin
+
+    deps = Deps(engine=reader_engine(admin_config), cache=cache_client(admin_config),
+                admin=InProcessAdmin(admin_config, engine))
+    try:
+        with gateway_client(admin_config, deps) as client:
+            yield with_operator_calls(client)
+    finally:
+        deps.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from shared import outbox
 from shared.nameko_support import publisher
-from tests.test_nc_pipeline import small_release
+from tests.support.releases import small_release
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOSED_BROKER = "amqp://guest:guest@127.0.0.1:1/"

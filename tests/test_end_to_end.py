@@ -11,21 +11,10 @@ import uuid
 import requests
 
 from services.gateway.resources.aggregates import AGGREGATES
-from shared.api import AGGREGATE_PATHS
+from shared.states import NC
 from tests.conftest import ROOT
-
-AGENCY = "Juniper End-to-End Police Department"
-
-
-def release_of(stops: int, newcomer: str | None = None):
-    def write(writer):
-        for stop_id in range(1, stops + 1):
-            writer.stop(stop_id, AGENCY, f"2016-0{1 + stop_id % 9}-10 10:00:00")
-            writer.person(stop_id, stop_id, "D", race="B" if stop_id % 2 else "W")
-        if newcomer:
-            writer.stop(stops + 1, newcomer, "2016-05-05 10:00:00")
-            writer.person(stops + 1, stops + 1)
-    return write
+from tests.support.releases import END_TO_END_AGENCY as AGENCY
+from tests.support.releases import release_of
 
 
 def agency_names(base: str) -> set[str]:
@@ -92,7 +81,7 @@ def test_the_largest_agencies_are_cached_before_the_refresh_is_announced(
 
     facts = requests.get(f"{base}/nc/api/facts/", timeout=10).json()
     top = facts["top_agencies"][0]["id"]
-    for name in AGGREGATE_PATHS["nc"]:
+    for name in NC.aggregates:
         response = requests.get(f"{base}/nc/api/agency/{top}/{name}/", timeout=10)
         assert response.headers["X-Cache"] == "hit", name
     assert refreshed["generation"] >= 1
@@ -107,4 +96,4 @@ def test_the_largest_agencies_are_cached_before_the_refresh_is_announced(
 
 
 def test_the_warmed_paths_are_the_gateways_routes():
-    assert set(AGGREGATE_PATHS["nc"]) == set(AGGREGATES)
+    assert set(NC.aggregates) == set(AGGREGATES)

@@ -4,23 +4,13 @@ requests arrive as `import_requested` events, outcomes leave as events."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import psutil
 import pytest
 
 from services.ingest.nc.synthetic import generate_release, zip_release
-from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
-from shared.nameko_support import publisher
+from tests.support.releases import request_import, small_release
 from tests.support.waiting import wait_until
-from tests.test_nc_pipeline import small_release
-
-
-def request_import(config, url: str, state: str = "nc") -> str:
-    import_id = f"svc-{uuid.uuid4().hex[:10]}"
-    publisher(config)(ADMIN_SOURCE, IMPORT_REQUESTED,
-             {"import_id": import_id, "state": state, "url": url})
-    return import_id
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +117,12 @@ def test_a_request_that_arrives_while_the_database_is_down_is_not_lost(
     """The database the service points at does not exist yet: the import
     cannot run and its failure cannot be recorded, so the request goes back
     to the queue; once the database is there, the redelivered request loads."""
-    from tests.conftest import create_database, drop_database, rename_database
+    from tests.conftest import TEST_DATABASE, create_database, drop_database, rename_database
 
-    late = base_config.with_changes(database_url="postgresql:///odp_test_late")
-    building = base_config.with_changes(database_url="postgresql:///odp_test_late_build")
-    for name in ("odp_test_late", "odp_test_late_build"):
+    late_name, building_name = f"{TEST_DATABASE}_late", f"{TEST_DATABASE}_late_build"
+    late = base_config.with_changes(database_url=f"postgresql:///{late_name}")
+    building = base_config.with_changes(database_url=f"postgresql:///{building_name}")
+    for name in (late_name, building_name):
         drop_database(name)
     service = start_ingest_service(DATABASE_URL=late.database_url)
     import_id = request_import(base_config, release(small_release).as_uri())
@@ -139,12 +130,12 @@ def test_a_request_that_arrives_while_the_database_is_down_is_not_lost(
     try:
         # Built under another name and renamed: the database appears whole.
         create_database(building)
-        rename_database("odp_test_late_build", "odp_test_late")
+        rename_database(building_name, late_name)
         loaded = events.wait_for("dataset_loaded", import_id, timeout=120)
         assert loaded["counts"]["stops"] == 4
         assert f"import {import_id} requested" in service.log()
         assert service.log().count(f"import {import_id} requested") >= 2
     finally:
         service.stop()
-        for name in ("odp_test_late", "odp_test_late_build"):
+        for name in (late_name, building_name):
             drop_database(name)

@@ -15,38 +15,7 @@ import pytest
 
 from services.ingest.nc.synthetic import write_simple_stops
 from services.ingest.pipeline import REJECTS_FILE, run_import
-
-ALDER = "Alder Police Department"
-BIRCHWOOD = "Birchwood Police Department"
-PATROL = "NC State Highway Patrol"
-
-
-def new_id(prefix: str = "test") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def request(url: str, **extra) -> dict:
-    return {"import_id": new_id(), "state": "nc", "url": url, **extra}
-
-
-def small_release(writer) -> None:
-    writer.stop(1, ALDER, "2015-03-01 08:30:00.000", purpose=1, officer_id="A1")
-    writer.stop(2, ALDER, "2015-12-31 23:59:00.000", purpose=2, officer_id="A2")
-    writer.stop(3, BIRCHWOOD, "2016-01-01 00:01:00", purpose=3)
-    writer.stop(4, PATROL, "2001-06-01 10:00:00.000")
-    writer.stop(5, BIRCHWOOD, "2001-06-01 10:00:00.000")
-    writer.person(11, 1, "D", 30, "M", "N", "W")
-    writer.person(12, 1, "P", 25, "F", "H", "B")
-    writer.person(21, 2, "D", 41, "F", "N", "B")
-    writer.person(31, 3, "D", 52, "M", "H", "W")
-    writer.person(41, 4, "D", 19, "M", "N", "A")
-    writer.person(51, 5, "D", 33, "F", "N", "I")
-    writer.search(101, 1, 11, search_type=3)
-    writer.search(501, 5, 51, search_type=1)
-    writer.contraband(201, 101, 11, 1, ounces="1.5", money="200")
-    writer.contraband(501, 501, 51, 5, grams="3")
-    writer.search_basis(301, 101, 11, 1, "OB")
-    writer.search_basis(501, 501, 51, 5, "ER")
+from tests.support.releases import ALDER, BIRCHWOOD, new_id, request, small_release
 
 
 def outbox_events(db, import_id: str) -> list:

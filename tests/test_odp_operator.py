@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import OPERATOR_TOKEN, ROOT
-from tests.test_end_to_end import release_of
+from tests.support.releases import release_of
 
 
 def odp(env: dict, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -27,7 +27,8 @@ def cli(admin_config, start_admin, start_gateway):
     """cli(ARGS..., NAME=value) runs `odp ARGS` against a gateway and an admin
     service of the test's own; cli.base is the gateway's URL."""
     start_admin()
-    base = start_gateway()
+    # A stopped admin is reported after this many seconds, not the default 15.
+    base = start_gateway(ADMIN_RPC_TIMEOUT="3")
     env = admin_config.as_environ() | {"ODP_URL": base, "ODP_TOKEN": OPERATOR_TOKEN}
 
     def run(*args: str, **environ: str) -> subprocess.CompletedProcess:

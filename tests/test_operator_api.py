@@ -1,5 +1,7 @@
-"""The operator API through the gateway, answered by the admin service over the
-real broker: tokens, validation, dataset records and the agency mapping.
+"""The operator API through the gateway: tokens, validation, dataset records
+and the agency mapping, answered by the admin service driven in process
+(`operator_api`, interface tier); the RPC round trip over the real broker
+to an admin process, and a stopped admin, at the end (`operator`, e2e).
 Imports followed to their end are in test_admin_flow.py."""
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import OPERATOR_TOKEN
+from tests.conftest import OPERATOR_TOKEN, with_operator_calls
+from tests.support.gateway import gateway_client
 
 
 def dataset_body(**changes) -> dict:
@@ -19,37 +22,37 @@ def dataset_body(**changes) -> dict:
     return body | changes
 
 
-def test_no_token_is_401_and_a_wrong_one_403(operator):
-    missing = operator.call("GET", "/admin/api/datasets/", token=None)
+def test_no_token_is_401_and_a_wrong_one_403(operator_api):
+    missing = operator_api.call("GET", "/admin/api/datasets/", token=None)
     assert missing.status_code == 401
     assert "Bearer" in missing.json["description"]
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
 
-    wrong = operator.call("GET", "/admin/api/datasets/", token=OPERATOR_TOKEN + "x")
+    wrong = operator_api.call("GET", "/admin/api/datasets/", token=OPERATOR_TOKEN + "x")
     assert wrong.status_code == 403
     assert wrong.json["description"] == "the operator token is not valid"
 
-    basic = operator.call("GET", "/admin/api/imports/", token=None,
+    basic = operator_api.call("GET", "/admin/api/imports/", token=None,
                           headers={"Authorization": f"Basic {OPERATOR_TOKEN}"})
     assert basic.status_code == 401
 
     # Nothing was created by refused calls.
     body = dataset_body()
-    refused = operator.call("POST", "/admin/api/datasets/", token="nope", json=body)
+    refused = operator_api.call("POST", "/admin/api/datasets/", token="nope", json=body)
     assert refused.status_code == 403
     assert body["name"] not in {dataset["name"] for dataset in
-                                operator.call("GET", "/admin/api/datasets/").json}
+                                operator_api.call("GET", "/admin/api/datasets/").json}
 
 
-def test_tokens_are_stored_hashed(operator, db):
+def test_tokens_are_stored_hashed(operator_api, db):
     stored = [row.token_sha256 for row in db("SELECT token_sha256 FROM admin.operator_tokens")]
     assert stored and OPERATOR_TOKEN not in stored
     assert all(len(digest) == 64 for digest in stored)
 
 
-def test_register_list_and_read_a_dataset(operator, db):
+def test_register_list_and_read_a_dataset(operator_api, db):
     body = dataset_body(destination="nc/2026-11", report_email_2="lawyer@example.org")
-    created = operator.call("POST", "/admin/api/datasets/", json=body)
+    created = operator_api.call("POST", "/admin/api/datasets/", json=body)
 
     assert created.status_code == 201, created.text
     record = created.json
@@ -59,9 +62,9 @@ def test_register_list_and_read_a_dataset(operator, db):
     assert record["destination"].endswith("/data/nc/2026-11")
     assert record["date_added"] == db("SELECT current_date")[0][0].isoformat()
 
-    assert operator.call("GET", f"/admin/api/datasets/{record['id']}/").json == record
-    assert record in operator.call("GET", "/admin/api/datasets/").json
-    missing = operator.call("GET", "/admin/api/datasets/999999/")
+    assert operator_api.call("GET", f"/admin/api/datasets/{record['id']}/").json == record
+    assert record in operator_api.call("GET", "/admin/api/datasets/").json
+    missing = operator_api.call("GET", "/admin/api/datasets/999999/")
     assert missing.status_code == 404
     assert missing.json["description"] == "there is no dataset 999999"
 
@@ -80,15 +83,16 @@ def test_register_list_and_read_a_dataset(operator, db):
     ("name", "", "Length must be between 1 and 200."),
     ("colour", "blue", "Unknown field."),
 ])
-def test_a_bad_field_is_a_400_naming_it(operator, admin_config, field, value, message):
+def test_a_bad_field_is_a_400_naming_it(operator_api, admin_config, field, value, message):
     if field == "url" and value.startswith("file:"):
         # file:// is accepted only where the configuration allows it.
         assert admin_config.allow_file_urls
-        accepted = operator.call("POST", "/admin/api/datasets/",
+        accepted = operator_api.call("POST", "/admin/api/datasets/",
                                  json=dataset_body(url=f"file:///{uuid.uuid4().hex}.zip"))
         assert accepted.status_code == 201, accepted.text
         return
-    response = operator.call("POST", "/admin/api/datasets/", json=dataset_body(**{field: value}))
+    response = operator_api.call("POST", "/admin/api/datasets/",
+                                 json=dataset_body(**{field: value}))
 
     assert response.status_code == 400, response.text
     assert list(response.json["errors"]) == [field]
@@ -96,64 +100,67 @@ def test_a_bad_field_is_a_400_naming_it(operator, admin_config, field, value, me
     assert field in response.json["description"]
 
 
-def test_file_urls_are_refused_unless_enabled(start_service, admin_config, tmp_path):
+def test_file_urls_are_refused_unless_enabled(admin_config, engine):
+    from services.gateway.backends import Deps, cache_client, reader_engine
+    from tests.support.admin import InProcessAdmin
     from tests.support.gateway import gateway_client
 
-    start_service("services.admin", ODP_ALLOW_FILE_URLS="0",
-                  ODP_ADMIN_TOKENS=OPERATOR_TOKEN)
-    with gateway_client(admin_config) as client:
+    config = admin_config.with_changes(allow_file_urls=False)
+    deps = Deps(reader_engine(config), cache_client(config), InProcessAdmin(config, engine))
+    with gateway_client(config, deps) as client:
         response = client.simulate_post(
             "/admin/api/datasets/", json=dataset_body(url="file:///srv/release.zip"),
             headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+    deps.close()
     assert response.status_code == 400
     assert response.json["errors"]["url"] == "the scheme must be one of http, https, ftp"
 
 
-def test_missing_fields_and_a_body_that_is_not_an_object(operator):
-    response = operator.call("POST", "/admin/api/datasets/", json={"state": "nc"})
+def test_missing_fields_and_a_body_that_is_not_an_object(operator_api):
+    response = operator_api.call("POST", "/admin/api/datasets/", json={"state": "nc"})
     assert response.status_code == 400
     assert set(response.json["errors"]) == {"name", "date_received", "url"}
 
-    response = operator.call("POST", "/admin/api/datasets/", json=["nc"])
+    response = operator_api.call("POST", "/admin/api/datasets/", json=["nc"])
     assert response.status_code == 400
     assert response.json["errors"] == {"body": "must be a JSON object"}
 
-    response = operator.call("POST", "/admin/api/datasets/", body="{not json",
+    response = operator_api.call("POST", "/admin/api/datasets/", body="{not json",
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 400
 
 
-def test_a_used_name_or_url_is_a_409(operator):
-    first = operator.call("POST", "/admin/api/datasets/", json=dataset_body())
+def test_a_used_name_or_url_is_a_409(operator_api):
+    first = operator_api.call("POST", "/admin/api/datasets/", json=dataset_body())
     assert first.status_code == 201
 
-    same_name = operator.call("POST", "/admin/api/datasets/",
+    same_name = operator_api.call("POST", "/admin/api/datasets/",
                               json=dataset_body(name=first.json["name"]))
     assert same_name.status_code == 409
     assert same_name.json["description"].startswith("name: ")
 
-    same_url = operator.call("POST", "/admin/api/datasets/",
+    same_url = operator_api.call("POST", "/admin/api/datasets/",
                              json=dataset_body(url=first.json["url"]))
     assert same_url.status_code == 409
     assert same_url.json["description"].startswith("url: ")
 
 
-def test_imports_of_unknown_datasets_and_bad_filters(operator):
-    assert operator.call("POST", "/admin/api/datasets/424242/import/").status_code == 404
-    assert operator.call("GET", "/admin/api/imports/424242/").status_code == 404
-    bad = operator.call("GET", "/admin/api/imports/", params={"status": "lost"})
+def test_imports_of_unknown_datasets_and_bad_filters(operator_api):
+    assert operator_api.call("POST", "/admin/api/datasets/424242/import/").status_code == 404
+    assert operator_api.call("GET", "/admin/api/imports/424242/").status_code == 404
+    bad = operator_api.call("GET", "/admin/api/imports/", params={"status": "lost"})
     assert bad.status_code == 400
     assert list(bad.json["errors"]) == ["status"]
 
 
-def test_agency_mapping_upload_is_checked_line_by_line(operator):
+def test_agency_mapping_upload_is_checked_line_by_line(operator_api):
     path = "/admin/api/agencies/nc/mapping/"
     good = "code,name,geoid\nDURHAM POLICE DEPT,Durham Police Department,1600000US3719000\n" \
            "ALDER PD,Alder Police Department,\n"
-    response = operator.call("PUT", path, body=good, headers={"Content-Type": "text/csv"})
+    response = operator_api.call("PUT", path, body=good, headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
     assert response.json == {"state": "nc", "rows": 2}
-    assert operator.call("GET", path).json == [
+    assert operator_api.call("GET", path).json == [
         {"code": "ALDER PD", "name": "Alder Police Department", "geoid": None},
         {"code": "DURHAM POLICE DEPT", "name": "Durham Police Department",
          "geoid": "1600000US3719000"}]
@@ -166,31 +173,42 @@ def test_agency_mapping_upload_is_checked_line_by_line(operator):
         ("code,name,geoid\nA,B,\nA,C,\n", "line 3, column code: 'A' is already mapped on line 2"),
         ("code,name,geoid\nA,B\n", "line 2: 2 columns where 3 (code,name,geoid) are expected"),
     ]:
-        response = operator.call("PUT", path, body=body)
+        response = operator_api.call("PUT", path, body=body)
         assert response.status_code == 400, body
         assert expected in response.json["errors"]["body"], response.json
 
     # A refused upload left the mapping as it was.
-    assert len(operator.call("GET", path).json) == 2
-    assert operator.call("PUT", "/admin/api/agencies/va/mapping/",
+    assert len(operator_api.call("GET", path).json) == 2
+    assert operator_api.call("PUT", "/admin/api/agencies/va/mapping/",
                          body="code,name,geoid\n").status_code == 404
 
 
-def test_census_refresh_is_accepted(operator, db):
-    response = operator.call("POST", "/admin/api/census/refresh/", json={"year": 2022})
+def test_census_refresh_is_accepted(operator_api, db):
+    response = operator_api.call("POST", "/admin/api/census/refresh/", json={"year": 2022})
     assert response.status_code == 202
     assert response.json["status"] == "requested"
     (payload,) = [row.payload for row in db(
         "SELECT payload FROM admin.outbox WHERE event_type = 'census_requested' "
         "AND payload->>'request_id' = :id", id=response.json["request_id"])]
     assert payload["years"] == [2022]
-    bad = operator.call("POST", "/admin/api/census/refresh/", json={"year": "soon"})
+    bad = operator_api.call("POST", "/admin/api/census/refresh/", json={"year": "soon"})
     assert bad.status_code == 400 and list(bad.json["errors"]) == ["year"]
 
 
-def test_a_stopped_admin_service_is_a_503(operator, start_service):
+def test_over_the_broker_and_with_admin_stopped(operator, start_service, admin_config):
+    """The round trip over the broker: answers and refusals cross as themselves;
+    then, with admin stopped, a 503 naming it."""
+    refused = operator.call("POST", "/admin/api/datasets/", json=dataset_body(state="va"))
+    assert refused.status_code == 400
+    assert refused.json["errors"] == {"state": "must be one of il, md, nc"}
+    created = operator.call("POST", "/admin/api/datasets/", json=dataset_body())
+    assert created.status_code == 201
+    assert operator.call("GET", f"/admin/api/datasets/{created.json['id']}/").json == \
+        created.json
+    assert operator.call("GET", "/admin/api/datasets/", token="wrong").status_code == 403
     start_service.stop_all("services.admin")
-    response = operator.call("GET", "/admin/api/datasets/")
+    with gateway_client(admin_config.with_changes(admin_rpc_timeout=2)) as client:
+        response = with_operator_calls(client).call("GET", "/admin/api/datasets/")
     assert response.status_code == 503
     assert "admin" in response.json["description"]
 
@@ -209,7 +227,8 @@ def test_openapi_describes_the_operator_routes(client):
         "responses"]
 
 
-def test_a_destination_holding_a_states_import_folders_is_refused(operator):
-    response = operator.call("POST", "/admin/api/datasets/", json=dataset_body(destination="md"))
+def test_a_destination_holding_a_states_import_folders_is_refused(operator_api):
+    response = operator_api.call("POST", "/admin/api/datasets/",
+                                 json=dataset_body(destination="md"))
     assert response.status_code == 400
     assert "holds the default folders of md imports" in response.json["errors"]["destination"]

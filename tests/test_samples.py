@@ -8,9 +8,11 @@ import uuid
 import pytest
 import requests
 
-from odp.stack import SAMPLES
+from odp.stack import samples
 from services.ingest.pipeline import run_import
 from services.stats.refresh import refresh
+
+SAMPLES = samples()
 
 
 @pytest.mark.parametrize("state", sorted(SAMPLES))

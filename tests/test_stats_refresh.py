@@ -10,7 +10,7 @@ import pytest
 from odp.facts import format_facts
 from services.ingest.pipeline import run_import
 from services.stats.refresh import refresh
-from tests.test_nc_pipeline import ALDER, BIRCHWOOD, PATROL, request, small_release
+from tests.support.releases import ALDER, BIRCHWOOD, PATROL, request, small_release
 
 
 def load(config, release, write) -> dict:

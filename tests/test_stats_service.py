@@ -3,8 +3,7 @@ without anyone publishing by hand, even when stats was down at the time."""
 
 from __future__ import annotations
 
-from tests.test_ingest_service import request_import
-from tests.test_nc_pipeline import small_release
+from tests.support.releases import request_import, small_release
 
 
 def test_a_load_is_refreshed_and_announced(config, release, events, start_service, db):

@@ -57,10 +57,11 @@ def import_failed(conn, record: dict, to: list[str]) -> None:
 
 def import_live(conn, record: dict, to: list[str]) -> None:
     _queue(conn, "live", record, to)
-    if record["state"] == "nc":
-        as_of = datetime.now(STATES["nc"].zone).date()
+    state = STATES[record["state"]]
+    if state.reports_silent_agencies:
+        as_of = datetime.now(state.zone).date()
         _queue(conn, "compliance", record, to, as_of=as_of.isoformat(),
-               silent=silent_agencies(conn, "nc", as_of))
+               silent=silent_agencies(conn, state.code, as_of))
 
 
 def silent_agencies(conn, state: str, as_of: date) -> list[dict]:

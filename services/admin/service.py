@@ -33,7 +33,7 @@ from shared.events import (
     STATS_REFRESHED,
     validated,
 )
-from shared.nameko_support import Database, OutboxRelay, Settings
+from shared.nameko_support import Database, OutboxRelay, Settings, add_state_handlers
 from shared.operator import (
     CensusRefresh,
     ImportFilter,
@@ -215,23 +215,19 @@ def _known_state(state: str) -> None:
 
 
 def _has_stop_reasons(state: str) -> None:
-    if state != "md":
-        raise NotFound(f"only md has a stop-reason table, not {state!r}")
+    if state not in STATES or not STATES[state].has_stop_reasons:
+        having = [code for code, known in STATES.items() if known.has_stop_reasons]
+        raise NotFound(f"only {', '.join(having)} has a stop-reason table, not {state!r}")
 
 
-def _follower(source: str, event_type: str):
+def _follower(event_type: str):
     def follow(self, payload: dict) -> None:
         self._follow(event_type, payload)
-
-    follow.__name__ = f"follow_{source}_{event_type}"
-    return event_handler(source, event_type, requeue_on_error=True)(follow)
+    return follow
 
 
-# One handler per ingest service and event: nameko binds a handler to one
-# source service.
-for _state in STATES.values():
-    for _event in (IMPORT_PROGRESS, DATASET_LOADED, DATASET_FAILED):
-        _handler = _follower(_state.ingest_service, _event)
-        setattr(AdminService, _handler.__name__, _handler)
+# follow_ingest_nc_import_progress, ...: one handler per state and event.
+for _event in (IMPORT_PROGRESS, DATASET_LOADED, DATASET_FAILED):
+    add_state_handlers(AdminService, _event, _follower(_event), name="follow_{source}_{event}")
 
 SERVICES = (AdminService,)

@@ -32,34 +32,6 @@ from shared.states import STATES
 
 log = logging.getLogger(__name__)
 
-VARIABLES: dict[str, dict[str, str]] = {
-    "nc": {
-        "total": "B03002_001E",
-        "white": "B03002_003E",
-        "black": "B03002_004E",
-        "native_american": "B03002_005E",
-        "asian": "B03002_006E",
-        "native_hawaiian": "B03002_007E",
-        "other": "B03002_008E",
-        "two_or_more_races": "B03002_009E",
-        "hispanic": "B03002_012E",
-        "non_hispanic": "B03002_002E",
-    },
-    "md": {
-        "total": "C02003_001E",
-        "white": "C02003_003E",
-        "black": "C02003_004E",
-        "native_american": "C02003_005E",
-        "asian": "C02003_006E",
-        "native_hawaiian": "C02003_007E",
-        "other": "C02003_008E",
-        "two_or_more_races": "C02003_009E",
-        "hispanic": "B03002_012E",
-        "non_hispanic": "B03002_002E",
-    },
-}
-VARIABLES["il"] = dict(VARIABLES["md"])
-
 # The ACS 5-year release loaded when neither the request nor CENSUS_YEARS names one.
 DEFAULT_YEARS = (2022,)
 GEOGRAPHIES = ("county", "place")
@@ -97,7 +69,7 @@ def endpoint(config: Config, year: int) -> str:
 
 
 def request_params(config: Config, state: str, geography: str) -> dict[str, str]:
-    variables = list(dict.fromkeys(VARIABLES[state].values()))
+    variables = list(dict.fromkeys(STATES[state].census_variables.values()))
     params = {"get": ",".join(["NAME", "GEO_ID", *variables]),
               "for": f"{geography}:*",
               "in": f"state:{STATES[state].fips}"}
@@ -129,15 +101,16 @@ def fetch_state(session: requests.Session, config: Config, year: int, state: str
 def fetch_all(config: Config, years, *, session: requests.Session | None = None,
               retries: int = RETRIES, backoff: float = BACKOFF, timeout: float = TIMEOUT,
               sleep=time.sleep) -> list[dict]:
-    """Every profile of the three states for each year; raises CensusError
-    (having returned nothing) when any part could not be fetched."""
+    """Every profile of each state with census variables (State.census_variables),
+    for each year; raises CensusError (having returned nothing) when any part
+    could not be fetched."""
     own = session is None
     session = session or requests.Session()
     session.headers.setdefault("User-Agent", "open-data-policing census")
     try:
         profiles: list[dict] = []
         for year in years:
-            for state in STATES:
+            for state in (code for code, known in STATES.items() if known.census_variables):
                 fetched = fetch_state(session, config, int(year), state, retries=retries,
                                       backoff=backoff, timeout=timeout, sleep=sleep)
                 log.info("%s %s: %d profiles fetched", state, year, len(fetched))
@@ -236,7 +209,7 @@ def _parse(response, config, year, state, geography, params, label) -> list[dict
         if geography == "place" and "CDP" in name:
             continue
         profile = {"geoid": geoid, "state": state, "name": name, "year": int(year)}
-        for field, variable in VARIABLES[state].items():
+        for field, variable in STATES[state].census_variables.items():
             value = _count(row[column[variable]])
             if value is None:
                 raise malformed(f"row {number} ({geoid}): {variable} is not a number: "

@@ -26,15 +26,10 @@ from shared.operator import OperatorError
 
 log = logging.getLogger(__name__)
 
-# Long enough for the slowest operator call (a mapping of every agency);
-# short enough that a stopped admin service is reported rather than waited on.
-CALL_TIMEOUT = 15
-
-
 class AdminClient:
-    def __init__(self, config: Config, timeout: float = CALL_TIMEOUT):
+    def __init__(self, config: Config):
         self.nameko_config = config.nameko_config()
-        self.timeout = timeout
+        self.timeout = config.admin_rpc_timeout
         self.idle: queue.LifoQueue = queue.LifoQueue()
 
     def _take(self):

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql import insert
 from services.ingest import download, staging, unpack
 from services.ingest.agencies import AgencyIds
 from services.ingest.errors import ImportFailed
-from services.ingest.formats import FORMATS
-from services.ingest.rawfile import CopySource, line_batches
+from services.ingest.formats import RELEASES, Release
+from services.ingest.rawfile import CopySource
 from services.ingest.rejects import Rejects
 from shared import outbox
 from shared.config import Config
@@ -120,10 +120,10 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
     schema = None
     rejects = None
     try:
-        release = FORMATS.get(request["state"])
+        release = RELEASES.get(request["state"])
         if release is None:
             raise ImportFailed("start", f"{request['state']} releases cannot be imported "
-                               f"yet (this platform imports {', '.join(sorted(FORMATS))})")
+                               f"yet (this platform imports {', '.join(sorted(RELEASES))})")
         folder = destination_for(request, config)
         folder.mkdir(parents=True, exist_ok=True)
         files = _obtain_files(release, request, folder, config, report)
@@ -181,9 +181,10 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
         return _fail(engine, config, request, error, schema, rejects)
 
 
-def _obtain_files(release, request, folder: Path, config: Config, report) -> dict[str, Path]:
+def _obtain_files(release: Release, request, folder: Path, config: Config, report
+                  ) -> dict[str, Path]:
     """The release's files: reused when the folder already holds them all."""
-    find = getattr(release, "find_files", lambda where: _find_files(where, release.files))
+    find = release.find_files
     found = find(folder)
     if len(found) == len(release.files):
         log.info("using the files already in %s", folder)
@@ -203,20 +204,9 @@ def _obtain_files(release, request, folder: Path, config: Config, report) -> dic
     return found
 
 
-def _find_files(folder: Path, names) -> dict[str, Path]:
-    wanted = {name.lower(): name for name in names}
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        name = wanted.get(path.name.lower())
-        if name and name not in found and path.is_file():
-            found[name] = path
-    return found
-
-
-def _copy_file(cursor, schema, release, parse, file_name, path, report) -> None:
+def _copy_file(cursor, schema, release: Release, parse, file_name, path, report) -> None:
     phase = f"load {file_name}"
-    read = getattr(release, "batches", lambda name, where, progress: line_batches(where, progress))
-    batches = read(file_name, path, lambda done, total: report(phase, done, total))
+    batches = release.batches(file_name, path, lambda done, total: report(phase, done, total))
     rows = parse.rows_for(file_name)(batches)
     started = time.monotonic()
     with CopySource(rows) as source:

@@ -1,5 +1,5 @@
-"""The ingest services: `ingest_nc`, `ingest_md` and `ingest_il`, one per
-state, all run by `python -m services.ingest`.
+"""The ingest services: `ingest_nc`, `ingest_md`, `ingest_il`, one per state
+of STATES, all run by `python -m services.ingest`.
 
 On `import_requested` for its state the service runs the pipeline in a
 worker process (services/ingest/worker.py), turns the worker's progress
@@ -32,6 +32,7 @@ from shared.events import (
     ValidationError,
 )
 from shared.nameko_support import BoundedRetries, Database, OutboxRelay, Settings
+from shared.states import STATES, State
 from shared.tables import ingest_applied_updates, ingest_md_stop_reasons
 from shared.tables import outbox as ingest_outbox
 from shared.updates import is_newest
@@ -111,14 +112,8 @@ class IngestService(OutboxRelay):
         return None
 
 
-class IngestNC(IngestService):
-    name = "ingest_nc"
-    state = "nc"
-
-
-class IngestMD(IngestService):
-    name = "ingest_md"
-    state = "md"
+class StopReasonsTable:
+    """What an ingest service whose state keeps a stop-reason table (md) adds."""
 
     @event_handler(ADMIN_SOURCE, STOP_REASONS_UPDATED, requeue_on_error=True)
     def apply_stop_reasons(self, payload: dict) -> None:
@@ -139,9 +134,14 @@ class IngestMD(IngestService):
         log.info("md stop reasons replaced: %d stems", len(update["rows"]))
 
 
-class IngestIL(IngestService):
-    name = "ingest_il"
-    state = "il"
+def service_for(state: State) -> type[IngestService]:
+    """`ingest_<code>`, the service of one state's imports."""
+    bases = (StopReasonsTable, IngestService) if state.has_stop_reasons else (IngestService,)
+    return type(f"Ingest{state.code.upper()}", bases,
+                {"name": state.ingest_service, "state": state.code,
+                 "__module__": __name__})
 
 
-SERVICES = (IngestNC, IngestMD, IngestIL)
+# One service per state of STATES, built when this module is imported: a
+# state package must be loaded first (see services/ingest/__main__.py).
+SERVICES = tuple(service_for(state) for state in STATES.values())

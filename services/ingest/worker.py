@@ -19,11 +19,13 @@ import sys
 from services.ingest.pipeline import run_import
 from shared.config import Config
 from shared.logs import setup_logging
+from shared.states import load_state_packages
 
 
 def main() -> int:
     config = Config.from_env()
     setup_logging(config.log_level)
+    load_state_packages(config.state_packages, "ingest")
     request = json.loads(sys.stdin.read())
     out = sys.stdout
 

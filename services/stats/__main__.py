@@ -6,15 +6,10 @@ import eventlet
 
 eventlet.monkey_patch()
 
-from services.stats.service import SERVICES  # noqa: E402
-from shared.config import Config  # noqa: E402
-from shared.logs import setup_logging  # noqa: E402
-from shared.nameko_support import run_services  # noqa: E402
+from shared.nameko_support import main  # noqa: E402
 
 # isort: on
 
 if __name__ == "__main__":
-    config = Config.from_env()
-    setup_logging(config.log_level)
     # One refresh at a time per process: a refresh holds a large query.
-    run_services(SERVICES, config, max_workers=1)
+    main("services.stats.service", part="stats", max_workers=1)

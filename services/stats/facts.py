@@ -8,9 +8,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
-from shared.states import NC_FIRST_DAY, STATES
+from shared.states import NC_FIRST_DAY, State
+
+Facts = Callable[..., dict]
 
 DATE_FORMAT = "%b %d, %Y"
 
@@ -41,44 +44,50 @@ def _facts(conn, state: str, agencies: str, first, last, total_stops: int,
     }
 
 
-def _dated(conn, state: str, searched: str) -> tuple:
-    zone = STATES[state].time_zone
+def _dated(conn, state: State, searched: str) -> tuple:
+    zone = state.time_zone
     return conn.exec_driver_sql(
         f"SELECT min(date AT TIME ZONE '{zone}')::date, max(date AT TIME ZONE '{zone}')::date, "
-        f"count(*), count(DISTINCT agency_id), {searched} FROM {state}.stop").one()
+        f"count(*), count(DISTINCT agency_id), {searched} FROM {state.code}.stop").one()
 
 
 def _formatted(day: date | None) -> str | None:
     return day.strftime(DATE_FORMAT) if day else None
 
 
-def nc_facts(conn, agencies: str = "nc.agency") -> dict:
-    """`agencies`: the table the names come from (the refresh's new snapshot,
-    with the operators' mapping applied)."""
-    first, last, total_stops, total_agencies, _ = _dated(conn, "nc", "0")
+# Each function below takes the state, and `agencies`: the table the names
+# come from (the refresh's new snapshot, with the operators' mapping applied).
+
+def nc_facts(conn, state: State, agencies: str) -> dict:
+    first, last, total_stops, total_agencies, _ = _dated(conn, state, "0")
     (total_searches,) = conn.exec_driver_sql("SELECT count(*) FROM nc.search").one()
     if first is not None:
         # The State Highway Patrol's earlier stops are kept, but the timeframe
         # shown starts on the first day every agency reported.
         first = max(first, date.fromisoformat(NC_FIRST_DAY))
-    return _facts(conn, "nc", agencies, _formatted(first), _formatted(last), total_stops,
-                  total_agencies, total_searches)
+    return _facts(conn, state.code, agencies, _formatted(first), _formatted(last),
+                  total_stops, total_agencies, total_searches)
 
 
-def md_facts(conn, agencies: str = "md.agency") -> dict:
-    first, last, total_stops, total_agencies, total_searches = _dated(
-        conn, "md", "count(*) FILTER (WHERE searched)")
-    return _facts(conn, "md", agencies, _formatted(first), _formatted(last), total_stops,
-                  total_agencies, total_searches)
+def dated_facts(searched: str) -> Facts:
+    """Facts of a state with one row per stop in `<state>.stop` and a `date`;
+    `searched` is the SQL condition of a stop with a search."""
+    def facts(conn, state: State, agencies: str) -> dict:
+        first, last, total_stops, total_agencies, total_searches = _dated(
+            conn, state, f"count(*) FILTER (WHERE {searched})")
+        return _facts(conn, state.code, agencies, _formatted(first), _formatted(last),
+                      total_stops, total_agencies, total_searches)
+    return facts
 
 
-def il_facts(conn, agencies: str = "il.agency") -> dict:
-    """il releases carry a year only: the timeframe is in years."""
-    first, last, total_stops, total_agencies, total_searches = conn.exec_driver_sql(
-        "SELECT min(year), max(year), count(*), count(DISTINCT agency_id), "
-        "count(*) FILTER (WHERE searched = 'Y') FROM il.stop").one()
-    return _facts(conn, "il", agencies, str(first) if first else None,
-                  str(last) if last else None, total_stops, total_agencies, total_searches)
-
-
-FACTS = {"nc": nc_facts, "md": md_facts, "il": il_facts}
+def yearly_facts(searched: str) -> Facts:
+    """The same for a state whose stops carry a `year` only (il): the
+    timeframe is in years."""
+    def facts(conn, state: State, agencies: str) -> dict:
+        first, last, total_stops, total_agencies, total_searches = conn.exec_driver_sql(
+            f"SELECT min(year), max(year), count(*), count(DISTINCT agency_id), "
+            f"count(*) FILTER (WHERE {searched}) FROM {state.code}.stop").one()
+        return _facts(conn, state.code, agencies, str(first) if first else None,
+                      str(last) if last else None, total_stops, total_agencies,
+                      total_searches)
+    return facts

@@ -21,10 +21,11 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from services.stats import summaries
-from services.stats.facts import FACTS
+from services.stats.registry import STATE_STATS
 from shared import outbox
 from shared.db import advisory_key, schema_exists
 from shared.events import STATS_REFRESHED
+from shared.states import STATES
 from shared.tables import facts, generations, import_runs, stats_outbox
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,7 @@ SOURCE = "stats"
 def refresh(engine, state: str, data_version: int) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
     payload, or None when there was nothing newer to do."""
-    if state not in summaries.SUMMARIES:
-        log.warning("no summaries are defined for %s yet", state)
-        return None
+    state_stats = STATE_STATS[state]
     started = time.monotonic()
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
@@ -62,7 +61,7 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
         if current is not None and current.data_version >= data_version:
             return None
         summaries.build(conn, state)
-        state_facts = FACTS[state](conn, summaries.building_agencies(state))
+        state_facts = state_stats.facts(conn, STATES[state], summaries.building_agencies(state))
         summaries.swap(conn, state)
         payload = _publish(conn, state, state_facts, current, data_version, import_id)
     log.info("%s stats refreshed to generation %d in %.1fs", state, payload["generation"],

@@ -26,7 +26,8 @@ from shared.events import (
     DatasetLoaded,
     ValidationError,
 )
-from shared.nameko_support import Database, OutboxRelay, Settings
+from shared.nameko_support import Database, OutboxRelay, Settings, add_state_handlers
+from shared.states import STATES
 from shared.tables import (
     facts,
     generations,
@@ -46,17 +47,8 @@ class StatsService(OutboxRelay):
     config = Settings()
     db = Database()
 
-    # One handler per ingest service: nameko binds a handler to one source.
-    @event_handler("ingest_nc", DATASET_LOADED, requeue_on_error=True)
-    def refresh_nc(self, payload: dict) -> None:
-        self._refresh(payload)
-
-    @event_handler("ingest_md", DATASET_LOADED, requeue_on_error=True)
-    def refresh_md(self, payload: dict) -> None:
-        self._refresh(payload)
-
-    @event_handler("ingest_il", DATASET_LOADED, requeue_on_error=True)
-    def refresh_il(self, payload: dict) -> None:
+    def refresh(self, payload: dict) -> None:
+        """dataset_loaded of any state's ingest service (see the handlers below)."""
         self._refresh(payload)
 
     def _refresh(self, payload: dict) -> None:
@@ -103,7 +95,11 @@ class StatsService(OutboxRelay):
         log.info("census profiles loaded (request %s); refreshing", payload.get("request_id"))
         with self.db.connect() as conn:
             served = conn.execute(select(generations.c.state)).scalars().all()
-        for state in served:
+        unknown = sorted(set(served) - set(STATES))
+        if unknown:
+            log.warning("numbers of states this process does not know are left as they "
+                        "are: %s", ", ".join(unknown))
+        for state in (code for code in served if code in STATES):
             if republish_agencies(self.db, state) is not None:
                 self._prime(state)
         self.publish_now()
@@ -116,5 +112,8 @@ class StatsService(OutboxRelay):
         answered = prime(self.config.odp_url, state, top)
         log.info("%s: %d pages of the %d largest agencies cached", state, answered, len(top))
 
+
+# refresh_nc, refresh_md, ...: one handler per state's ingest service.
+add_state_handlers(StatsService, DATASET_LOADED, StatsService.refresh)
 
 SERVICES = (StatsService,)

@@ -16,80 +16,12 @@ sums to the stops of its row. The year is taken in the state's time zone.
 
 from __future__ import annotations
 
+from services.stats.registry import STATE_STATS
 from shared.db import READER_ROLE
 from shared.states import STATES
 
 SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "purpose", "race", "ethnicity",
                    "searched", "search_types", "engage_force", "contraband", "stops")
-
-NC_SUMMARY = """
-CREATE TABLE {table} AS
-WITH drivers AS (
-    SELECT DISTINCT ON (stop_id) stop_id, race, ethnicity
-    FROM nc.person WHERE type = 'D'
-    ORDER BY stop_id, person_id
-), searches AS (
-    SELECT stop_id, bit_or(1 << type)::smallint AS search_types
-    FROM nc.search GROUP BY stop_id
-), contraband AS (
-    SELECT DISTINCT stop_id FROM nc.contraband
-)
-SELECT stop.agency_id,
-       stop.officer_id,
-       extract(year FROM stop.date AT TIME ZONE '{time_zone}')::smallint AS year,
-       stop.purpose,
-       drivers.race,
-       drivers.ethnicity,
-       searches.stop_id IS NOT NULL AS searched,
-       coalesce(searches.search_types, 0)::smallint AS search_types,
-       (searches.stop_id IS NOT NULL AND coalesce(stop.engage_force, false)) AS engage_force,
-       (searches.stop_id IS NOT NULL AND contraband.stop_id IS NOT NULL) AS contraband,
-       count(*)::integer AS stops
-FROM nc.stop
-JOIN drivers USING (stop_id)
-LEFT JOIN searches USING (stop_id)
-LEFT JOIN contraband USING (stop_id)
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-"""
-
-# md and il record one combined race/ethnicity code per stop (API.md): a
-# Hispanic stop counts as hispanic and in no race; any other code counts in
-# its race and as non-Hispanic. Neither state records search types or force.
-COMBINED_CODES = """
-       CASE WHEN race = 'H' THEN NULL ELSE race END AS race,
-       CASE WHEN race = 'H' THEN 'H' ELSE 'N' END AS ethnicity,"""
-
-MD_SUMMARY = f"""
-CREATE TABLE {{table}} AS
-SELECT agency_id,
-       officer_id,
-       extract(year FROM date AT TIME ZONE '{{time_zone}}')::smallint AS year,
-       purpose,{COMBINED_CODES}
-       searched,
-       0::smallint AS search_types,
-       false AS engage_force,
-       (searched AND contraband) AS contraband,
-       count(*)::integer AS stops
-FROM md.stop
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-"""
-
-IL_SUMMARY = f"""
-CREATE TABLE {{table}} AS
-SELECT agency_id,
-       NULL::text AS officer_id,
-       year,
-       purpose,{COMBINED_CODES}
-       searched = 'Y' AS searched,
-       0::smallint AS search_types,
-       false AS engage_force,
-       (searched = 'Y' AND contraband = 'Y') AS contraband,
-       count(*)::integer AS stops
-FROM il.stop
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
-"""
-
-SUMMARIES = {"nc": NC_SUMMARY, "md": MD_SUMMARY, "il": IL_SUMMARY}
 
 # Without an officer filter the endpoints read this roll-up of the summary
 # over officers: a tenth of its rows for a large agency.
@@ -166,8 +98,8 @@ def build(conn, state: str) -> None:
     summary, rollup, _ = (_building(table(state)) for table in LIVE_TABLES)
     for table in (rollup, summary):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    conn.exec_driver_sql(SUMMARIES[state].format(table=summary,
-                                                 time_zone=STATES[state].time_zone))
+    conn.exec_driver_sql(STATE_STATS[state].summary.format(
+        table=summary, time_zone=STATES[state].time_zone))
     conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
     _finish(conn, summary, "agency_id, officer_id")
     _finish(conn, rollup, "agency_id, year")
@@ -179,7 +111,7 @@ def build_agencies(conn, state: str) -> None:
     mapping or new census profiles change."""
     names = building_agencies(state)
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names}")
-    last_stop = (NO_DATES if state == "il" else LAST_STOP).format(state=state)
+    last_stop = (LAST_STOP if STATES[state].has_dates else NO_DATES).format(state=state)
     conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state, last_stop=last_stop))
     _finish(conn, names, "id")
 

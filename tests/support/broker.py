@@ -13,6 +13,7 @@ from kombu import Connection, Exchange, Queue
 class EventListener:
     def __init__(self, amqp_uri: str, sources: list[str]):
         self.events: list[tuple[str, str, dict]] = []
+        self.error: Exception | None = None
         self._lock = threading.Condition()
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -44,10 +45,11 @@ class EventListener:
                         conn.drain_events(timeout=0.2)
                     except TimeoutError:
                         continue
-                    except Exception:
-                        if self._stop.is_set():
-                            return
-                        raise
+                    except Exception as error:
+                        # Closed under us: the test ended, or its vhost was
+                        # dropped (conftest.leave_nothing_behind).
+                        self.error = error
+                        return
 
     def of(self, event_type: str, import_id: str | None = None) -> list[dict]:
         with self._lock:

@@ -14,8 +14,16 @@ def require_agency(conn, state: str, agency_id: int) -> dict:
     return agency
 
 
-class AgencyList:
-    states = tuple(STATES)
+class EveryState:
+    """A route every state has; the registry is read when a request comes,
+    so a state registered after import counts."""
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return tuple(STATES)
+
+
+class AgencyList(EveryState):
 
     def __init__(self, engine):
         self.engine = engine
@@ -25,8 +33,7 @@ class AgencyList:
             resp.media = queries.agencies(conn, state)
 
 
-class Agency:
-    states = tuple(STATES)
+class Agency(EveryState):
 
     def __init__(self, engine):
         self.engine = engine

@@ -15,7 +15,7 @@ from services.gateway.errors import BadParameter
 from services.gateway.resources.agencies import require_agency
 from services.gateway.validation import AggregateQuery, load
 from shared.api import states_serving
-from shared.states import IL_PURPOSES, MD_PURPOSES, NC_PURPOSES, NC_SEARCH_TYPES
+from shared.states import STATES
 
 
 @dataclass(frozen=True)
@@ -55,15 +55,6 @@ AGGREGATES = {spec.name: spec for spec in (
                   "Stops searched, and stops searched where contraband was found"),
 )}
 
-LABELS = {
-    "nc": {"purpose": NC_PURPOSES, "search_type": NC_SEARCH_TYPES},
-    "md": {"purpose": MD_PURPOSES},
-    "il": {"purpose": IL_PURPOSES},
-}
-# States whose releases name no officer: an officer filter there is an error,
-# not an empty answer.
-NO_OFFICERS = ("il",)
-
 
 class Aggregate:
     query = AggregateQuery
@@ -71,11 +62,16 @@ class Aggregate:
     def __init__(self, engine, spec: AggregateSpec):
         self.engine = engine
         self.spec = spec
-        self.states = spec.states
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return self.spec.states
 
     def on_get(self, req, resp, state: str, agency_id: int) -> None:
         officer = load(self.query(), req.params)["officer"]
-        if officer is not None and state in NO_OFFICERS:
+        # A state whose releases name no officer: the filter is an error, not
+        # an empty answer.
+        if officer is not None and not STATES[state].has_officers:
             raise BadParameter({"officer": f"{state} has no officer data; leave officer out"})
         body = self.spec.body
         with self.engine.connect() as conn:
@@ -91,5 +87,5 @@ class Aggregate:
               count: Count) -> list[dict]:
         counts = queries.stop_counts(conn, state, agency_id, officer, count.group,
                                      count.selection)
-        labels = LABELS[state].get(count.group) if count.group else None
+        labels = STATES[state].labels.get(count.group) if count.group else None
         return count_rows(counts, count.group, labels)

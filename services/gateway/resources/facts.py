@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.gateway import queries
 from services.gateway.errors import NotFound
+from services.gateway.resources.agencies import EveryState
 from shared.states import STATES
 
 # jsonb keeps keys in its own order; clients reading the body by eye expect
@@ -19,8 +20,7 @@ def in_order(values: dict, keys: tuple[str, ...]) -> dict:
     return ordered
 
 
-class Facts:
-    states = tuple(STATES)
+class Facts(EveryState):
 
     def __init__(self, engine):
         self.engine = engine

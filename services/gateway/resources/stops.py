@@ -38,7 +38,10 @@ def stop_item(row, zone: ZoneInfo) -> dict:
 
 
 class FindStops:
-    states = ("nc",)
+    @property
+    def states(self) -> tuple[str, ...]:
+        return tuple(code for code, state in STATES.items() if state.finds_stops)
+
     query = FindStopsQuery
 
     def __init__(self, engine):

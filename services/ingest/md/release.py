@@ -1,5 +1,5 @@
 """Maryland's release as the shared pipeline sees it (the contract is in
-services/ingest/nc/release.py's docstring).
+services/ingest/formats.py's `Release`).
 
 The release is a zip holding one Excel workbook; its name varies, so the
 pipeline knows it by the logical name `workbook` and `find_files` looks for
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from services.ingest.formats import Release
 from services.ingest.md import schema, stop_reasons
 from services.ingest.md.format import WORKBOOK, MdRows, workbook_batches
 from services.ingest.release_files import largest_file
@@ -18,7 +19,7 @@ from shared.states import MD
 WORKBOOK_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 
 
-class MdRelease:
+class MdRelease(Release):
     state = MD
     files = (WORKBOOK,)
     tables_sql = schema.TABLES

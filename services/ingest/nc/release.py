@@ -1,23 +1,13 @@
-"""North Carolina's release as the shared pipeline sees it.
+"""North Carolina's release as the shared pipeline sees it (the contract is
+services/ingest/formats.py's `Release`)."""
 
-A state's release object gives the pipeline (services/ingest/pipeline.py):
-`state`; `files`, the release's file names in load order (the first names
-every agency); `tables_sql`, `copy_tables` (file -> table), `table_keys`
-and `foreign_keys` (table -> SQL run after its COPY); `count_names` (file ->
-name in events); and `parser(request, rejects, agencies, engine)`, an
-object with `rows_for(file)(batches)` yielding COPY text and the counters
-`lines`, `loaded` and `dropped`. Optionally `find_files(folder)` ({file:
-path}; by default the files' exact names, in any case) and
-`batches(file, path, progress)` (by default rawfile.line_batches: text
-lines, numbered from 1).
-"""
-
+from services.ingest.formats import Release
 from services.ingest.nc import schema
 from services.ingest.nc.format import FILES, NcRows
 from shared.states import NC
 
 
-class NcRelease:
+class NcRelease(Release):
     state = NC
     files = FILES
     tables_sql = schema.TABLES
@@ -25,6 +15,7 @@ class NcRelease:
     table_keys = schema.TABLE_KEYS
     foreign_keys = schema.FOREIGN_KEYS
     # Names used in events and reports for the rows of each file.
+    limits_stop_ids = True
     count_names = {
         "Stop.txt": "stops",
         "PERSON.txt": "persons",
