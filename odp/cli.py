@@ -35,7 +35,7 @@ import uuid
 from shared.config import Config
 from shared.logs import setup_logging
 from shared.operator import IMPORT_STATUSES
-from shared.states import STATES
+from shared.states import STATES, load_state_packages
 
 log = logging.getLogger("odp")
 OPERATOR_COMMANDS = ("datasets", "import", "imports", "agencies", "census")
@@ -211,8 +211,10 @@ def add_operator_commands(commands) -> None:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     config = Config.from_env()
+    # States defined outside the code base count among the choices.
+    load_state_packages(config.state_packages, "ingest")
+    args = build_parser().parse_args(argv)
     setup_logging(config.log_level)
     if args.command == "db":
         from shared.dbsetup import setup

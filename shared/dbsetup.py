@@ -38,11 +38,17 @@ def ensure_database(config: Config) -> bool:
         maintenance.close()
 
 
+ROLE_LOCK = 0x6F6470726F6C65  # "odprole"
+
+
 def ensure_roles(config: Config) -> None:
     conn = psycopg2.connect(psycopg2_dsn(config.database_url))
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
+            # Roles belong to the whole cluster: two setups at once (two test
+            # workers) take turns here, or both would try to create it.
+            cur.execute("SELECT pg_advisory_lock(%s)", (ROLE_LOCK,))
             cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (READER_ROLE,))
             if not cur.fetchone():
                 cur.execute(f"CREATE ROLE {READER_ROLE} LOGIN")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from shared.states import known_state
+from shared.states import KnownState
 
 IMPORT_REQUESTED = "import_requested"
 IMPORT_PROGRESS = "import_progress"
@@ -36,7 +36,7 @@ CENSUS_HANDLER = "load_profiles"
 MAPPING_HANDLER = ("stats", "apply_agency_mapping")
 STOP_REASONS_HANDLER = ("ingest_md", "apply_stop_reasons")
 
-state_field = fields.String(required=True, validate=known_state)
+state_field = fields.String(required=True, validate=KnownState())
 
 
 class ImportRequested(Schema):

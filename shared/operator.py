@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from nameko.exceptions import deserialize_to_instance
 
-from shared.states import STATES, known_state
+from shared.states import STATES, KnownState
 
 IMPORT_STATUSES = ("queued", "running", "loaded", "refreshed", "failed")
 URL_SCHEMES = ("http", "https", "ftp")
@@ -89,7 +89,7 @@ class DatasetIn(Schema):
     """POST /admin/api/datasets/. The URL schemes and the data folder come
     from the configuration, so the schema is built with them."""
 
-    state = fields.String(required=True, validate=known_state)
+    state = fields.String(required=True, validate=KnownState("must be one of {choices}"))
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     date_received = fields.Date(required=True, metadata={"format": "YYYY-MM-DD"})
     url = fields.String(required=True, validate=validate.Length(min=1, max=2000))
@@ -135,7 +135,7 @@ def inside_data_dir(destination: str, data_dir: Path) -> Path | None:
 
 
 class ImportFilter(Schema):
-    state = fields.String(load_default=None, validate=known_state)
+    state = fields.String(load_default=None, validate=KnownState())
     status = fields.String(load_default=None, validate=validate.OneOf(IMPORT_STATUSES))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
 

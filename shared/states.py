@@ -227,11 +227,17 @@ def load_state_packages(packages: Iterable[str], part: str | None = None) -> Non
             importlib.import_module(f"{package}.{part}")
 
 
-def known_state(code: str) -> bool:
-    """A marshmallow validator: the registry is read when a value is checked,
-    not when the schema is defined, so states registered later count."""
-    from marshmallow import ValidationError
+class KnownState:
+    """A marshmallow validator of a state code that reads the registry when a
+    value is checked, not when the schema is defined, so states registered
+    later count. `error` is formatted with the codes as `choices`."""
 
-    if code not in STATES:
-        raise ValidationError(f"must be one of {', '.join(sorted(STATES))}")
-    return True
+    def __init__(self, error: str = "Must be one of: {choices}."):
+        self.error = error
+
+    def __call__(self, code: str) -> bool:
+        from marshmallow import ValidationError
+
+        if code not in STATES:
+            raise ValidationError(self.error.format(choices=", ".join(sorted(STATES))))
+        return True

@@ -12,8 +12,9 @@ Tests come in three tiers, as pytest markers (`pytest -m unit`, ...):
 
 A test's tier is its module's or its own marker, or else what its fixtures
 need: a service process makes it `e2e`, the database or broker `interface`.
-A test that started services leaves nothing behind for the next one: its
-vhost is emptied and its unfinished imports are ended when it stops.
+A test's services start on an emptied vhost, and the imports a test left
+unfinished are ended when it stops, so nothing one test leaves reaches
+the next.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _fresh_vhost() -> str:
     """A clean vhost, so no message of an earlier run (or test) remains."""
     ctl = shutil.which("rabbitmqctl")
     if ctl is None:
-        return ""
+        # Without a vhost of their own, test workers would take each other's messages.
+        raise RuntimeError("rabbitmqctl is not installed: the tests need it to make their "
+                           "RabbitMQ vhost (make test installs RabbitMQ)")
     subprocess.run([ctl, "delete_vhost", TEST_VHOST], capture_output=True)
     subprocess.run([ctl, "add_vhost", TEST_VHOST], check=True, capture_output=True)
     subprocess.run([ctl, "set_permissions", "-p", TEST_VHOST, "guest", ".*", ".*", ".*"],
@@ -88,10 +91,10 @@ def _fresh_vhost() -> str:
 
 
 def leave_nothing_behind(engine) -> None:
-    """After a test that ran services: the messages it left are dropped with
-    its vhost, and an import it left unfinished is ended, so it cannot hold
-    up the next test's imports of the same state."""
-    _fresh_vhost()
+    """After a test that ran services: an import it left unfinished is
+    ended, so it cannot hold up the next test's imports of the same state.
+    (Messages are dropped with the vhost before the next test's services
+    start: start_service.)"""
     with engine.begin() as conn:
         conn.execute(text(
             "UPDATE admin.imports SET status = 'failed', finished_at = now(), "
@@ -221,7 +224,14 @@ def ftp_server(tmp_path):
 
 
 @pytest.fixture
-def events(base_config):
+def clean_vhost(base_config):
+    """The session's vhost emptied before the test: nothing an earlier test
+    published (in process or not) reaches this test's services or listener."""
+    _fresh_vhost()
+
+
+@pytest.fixture
+def events(base_config, clean_vhost):
     """Every event the ingest and stats services publish during the test."""
     listener = EventListener(base_config.amqp_uri,
                              [state.ingest_service for state in STATES.values()] + ["stats"])
@@ -273,8 +283,9 @@ class ServiceProcess:
 
 
 @pytest.fixture
-def start_service(config, engine):
-    """start_service("services.stats", NAME=value) -> a running ServiceProcess."""
+def start_service(config, engine, clean_vhost):
+    """start_service("services.stats", NAME=value) -> a running ServiceProcess.
+    The services start on an emptied vhost (clean_vhost)."""
     started = []
 
     def start(module: str, **options) -> ServiceProcess:

@@ -36,10 +36,14 @@ def zz_cleanup(engine):
         conn.execute(text("DROP SCHEMA IF EXISTS zz CASCADE"))
         for table in ("stats.zz_stop_summary", "stats.zz_agency_summary", "stats.zz_agencies"):
             conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(text("DELETE FROM admin.mails WHERE import_id IN "
+                          "(SELECT id FROM admin.imports WHERE state = 'zz')"))
         for table in ("stats.generations", "stats.facts", "ingest.agency_ids",
-                      "ingest.import_runs", "admin.imports"):
+                      "ingest.import_runs", "admin.imports", "admin.refreshes",
+                      "admin.datasets"):
             conn.execute(text(f"DELETE FROM {table} WHERE state = 'zz'"))
-        conn.execute(text("DELETE FROM admin.datasets WHERE state = 'zz'"))
+        for outbox in ("ingest.outbox", "stats.outbox", "admin.outbox"):
+            conn.execute(text(f"DELETE FROM {outbox} WHERE payload->>'state' = 'zz'"))
 
 
 @pytest.fixture

@@ -11,8 +11,13 @@ import requests
 from odp.stack import samples
 from services.ingest.pipeline import run_import
 from services.stats.refresh import refresh
+from shared.states import STATES
 
 SAMPLES = samples()
+
+
+def test_every_state_has_a_sample_release():
+    assert set(SAMPLES) == set(STATES)
 
 
 @pytest.mark.parametrize("state", sorted(SAMPLES))

@@ -36,7 +36,12 @@ SOURCE = "stats"
 def refresh(engine, state: str, data_version: int) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
     payload, or None when there was nothing newer to do."""
-    state_stats = STATE_STATS[state]
+    state_stats = STATE_STATS.get(state)
+    if state_stats is None:
+        # A state this process was not given the stats part of: a handler
+        # that raised would have its event redelivered without end.
+        log.warning("no summaries are registered for %s; nothing to refresh", state)
+        return None
     started = time.monotonic()
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),

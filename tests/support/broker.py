@@ -62,6 +62,8 @@ class EventListener:
         deadline = time.monotonic() + timeout
         with self._lock:
             while True:
+                if self.error is not None:
+                    raise AssertionError(f"the event listener lost the broker: {self.error}")
                 found = self.of_locked(event_type, import_id)
                 if found:
                     return found[0]

@@ -1,5 +1,5 @@
 """Illinois' release as the shared pipeline sees it (the contract is
-services/ingest/formats.py's `Release`).
+services/ingest/release_contract.py's `Release`).
 
 The zip holds one CSV whose name changes from release to release, so the
 release names it by the logical name `stops.csv` and `find_files` finds the
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.formats import Release
 from services.ingest.il import schema
 from services.ingest.il.format import CSV_FILE, FILES, IlRows
+from services.ingest.release_contract import Release
 from services.ingest.release_files import largest_file
 from shared.states import IL
 

@@ -1,5 +1,5 @@
 """Maryland's release as the shared pipeline sees it (the contract is in
-services/ingest/formats.py's `Release`).
+services/ingest/release_contract.py's `Release`).
 
 The release is a zip holding one Excel workbook; its name varies, so the
 pipeline knows it by the logical name `workbook` and `find_files` looks for
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from services.ingest.formats import Release
 from services.ingest.md import schema, stop_reasons
 from services.ingest.md.format import WORKBOOK, MdRows, workbook_batches
+from services.ingest.release_contract import Release
 from services.ingest.release_files import largest_file
 from shared.states import MD
 

@@ -1,9 +1,9 @@
 """North Carolina's release as the shared pipeline sees it (the contract is
-services/ingest/formats.py's `Release`)."""
+services/ingest/release_contract.py's `Release`)."""
 
-from services.ingest.formats import Release
 from services.ingest.nc import schema
 from services.ingest.nc.format import FILES, NcRows
+from services.ingest.release_contract import Release
 from shared.states import NC
 
 
