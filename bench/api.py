@@ -60,7 +60,9 @@ CACHED_P99_TARGET = 10.0  # ms
 THROUGHPUT_TARGET = 1500.0  # requests per second
 
 AGGREGATES = ("stops", "stops_by_reason", "searches", "searches_by_type", "use_of_force",
-              "contraband_hit_rate")
+              "contraband_hit_rate", "stops_by_purpose_group", "arrests", "contraband_types")
+ANALYTICS = ("disparities", "officers")
+STATEWIDE = ("stops", "stops_by_reason", "disparities")
 
 # The original site's SQL behind one stops/ request: drivers of the agency's
 # stops counted by race and year, and by ethnicity and year.
@@ -198,7 +200,10 @@ def get(port: int, path: str, connection: http.client.HTTPConnection | None = No
 def endpoints(agency_id: int) -> dict[str, str]:
     agency = f"/{STATE}/api/agency/{agency_id}/"
     return {
-        **{f"{name}/": f"{agency}{name}/" for name in AGGREGATES},
+        **{f"{name}/": f"{agency}{name}/" for name in (*AGGREGATES, *ANALYTICS)},
+        "stops/ by month": f"{agency}stops/?by=month",
+        "disparities/ 2010-2012": f"{agency}disparities/?from=2010&to=2012",
+        **{f"statewide/{name}/": f"/{STATE}/api/statewide/{name}/" for name in STATEWIDE},
         "agency detail": agency,
         "agency list": f"/{STATE}/api/agency/",
         "facts": f"/{STATE}/api/facts/",

@@ -32,6 +32,8 @@ import logging
 import sys
 import uuid
 
+from odp.analytics import COMMANDS as ANALYTICS_COMMANDS
+from odp.analytics import add_analytics_commands
 from shared.config import Config
 from shared.logs import setup_logging
 from shared.operator import IMPORT_STATUSES
@@ -75,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="What `make run` starts: the services in one supervised process "
                     "group, with the bundled sample releases imported through the bus.")
     add_operator_commands(commands)
+    add_analytics_commands(commands)
     return parser
 
 
@@ -233,6 +236,10 @@ def main(argv=None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 1
         return 0
+    if args.command in ANALYTICS_COMMANDS:
+        from odp.analytics import run as run_analytics
+
+        return run_analytics(args, config)
     if args.command in OPERATOR_COMMANDS:
         from odp.operator import run
 

@@ -11,15 +11,22 @@ from __future__ import annotations
 import requests
 
 
-def fetch_facts(base_url: str, state: str) -> dict:
-    response = requests.get(f"{base_url.rstrip('/')}/{state}/api/facts/", timeout=30)
+def public_get(base_url: str, path: str, params: dict | None = None,
+               what: str = "") -> requests.Response:
+    """A GET of the public API; a RuntimeError with the API's own
+    description when it answers anything but 200."""
+    response = requests.get(f"{base_url.rstrip('/')}{path}", params=params, timeout=60)
     if response.status_code != 200:
         try:
             detail = response.json().get("description", response.text)
         except ValueError:
             detail = response.text
-        raise RuntimeError(f"{state} facts: HTTP {response.status_code}: {detail}")
-    return response.json()
+        raise RuntimeError(f"{what}HTTP {response.status_code}: {detail}")
+    return response
+
+
+def fetch_facts(base_url: str, state: str) -> dict:
+    return public_get(base_url, f"/{state}/api/facts/", what=f"{state} facts: ").json()
 
 
 def format_facts(facts: dict) -> str:

@@ -420,7 +420,7 @@ def census_refresh(client: OperatorClient, args) -> int:
     if answer["status"] == "failed":
         print(f"error: the census refresh failed: {answer['error']}", file=sys.stderr)
         return 1
-    print(f"census profiles loaded: {answer['profiles']:,} counties and places")
+    print(f"census profiles loaded: {answer['profiles']:,} counties, places and states")
     return 0
 
 

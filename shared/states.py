@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-# The aggregates of API.md's table every state serves, and those only some do.
-COMMON_AGGREGATES = ("stops", "stops_by_reason", "searches", "contraband_hit_rate")
+# The aggregates of API.md's tables every state serves, and those only some do.
+COMMON_AGGREGATES = ("stops", "stops_by_reason", "searches", "contraband_hit_rate",
+                     "stops_by_purpose_group")
 SEARCH_TYPE_AGGREGATES = ("searches_by_type", "use_of_force")
+NC_ONLY_AGGREGATES = ("arrests", "contraband_types")
 
 # Race families: nc records race and ethnicity as two fields; md and il one
 # combined race/ethnicity code (API.md counts them differently).
@@ -56,6 +58,12 @@ C02003_VARIABLES = MappingProxyType({
 })
 
 PURPOSE_GROUPS = ("Safety Violation", "Regulatory and Equipment", "Other")
+# Contraband types (API.md, "More aggregates"), in order; the summaries
+# keep them as bits 0 to 4.
+CONTRABAND_TYPES = ("Drugs", "Alcohol", "Money", "Weapons", "Other")
+# The disparity groups, in API.md's order, and the reference group.
+DISPARITY_GROUPS = ("white", "black", "hispanic", "asian", "native_american", "other")
+REFERENCE_GROUP = "white"
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: hashable by identity
@@ -94,13 +102,20 @@ class State:
     @property
     def labels(self) -> dict[str, Mapping[int, str]]:
         """Labels of the codes rows are grouped by: {"purpose": {1: "..."}, ...}."""
-        labels = {"purpose": self.purposes}
+        labels = {"purpose": self.purposes,
+                  "purpose_group": dict(enumerate(PURPOSE_GROUPS, 1)),
+                  "contraband_type": dict(enumerate(CONTRABAND_TYPES))}
         if self.search_types:
             labels["search_type"] = self.search_types
         return labels
 
-    def serves(self, aggregate: str) -> bool:
-        return aggregate in self.aggregates
+    @property
+    def analytics(self) -> tuple[str, ...]:
+        """The analytics endpoints it serves (API.md, "Analytics")."""
+        return ("disparities", "officers") if self.has_officers else ("disparities",)
+
+    def serves(self, endpoint: str) -> bool:
+        return endpoint in self.aggregates or endpoint in self.analytics
 
 
 class StateRegistry(dict):
@@ -197,7 +212,8 @@ NC = State(
     "nc", "North Carolina", "America/New_York", "37", SEPARATE, NC_PURPOSES,
     {"Safety Violation": (1, 2, 3, 4), "Regulatory and Equipment": (5, 6, 7, 9),
      "Other": (8, 10)},
-    aggregates=COMMON_AGGREGATES[:3] + SEARCH_TYPE_AGGREGATES + COMMON_AGGREGATES[3:],
+    aggregates=(COMMON_AGGREGATES[:3] + SEARCH_TYPE_AGGREGATES + COMMON_AGGREGATES[3:]
+                + NC_ONLY_AGGREGATES),
     search_types=NC_SEARCH_TYPES, finds_stops=True, reports_silent_agencies=True)
 MD = State(
     "md", "Maryland", "America/New_York", "24", COMBINED, MD_PURPOSES,

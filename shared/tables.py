@@ -242,9 +242,17 @@ ingest_md_stop_reasons = md_stop_reasons_table("ingest")
 
 
 # The census service's schema: ACS 5-year profiles by year and GEO_ID, for
-# every county and place of the three states; several years may be kept.
+# every county and place of the three states and each state itself; several
+# years may be kept. The first counts are the fields of the state's table
+# (DATA-FORMATS.md, "Census"; the agency detail's census_profile); the
+# population counts are the disparities' (API.md), from table B03002 for every
+# state (non-Hispanic races, pop_other being native Hawaiian, some other race
+# and two or more races; and Hispanics), defaulting to 0 for rows stored before
+# they existed (migration 0008).
+CENSUS_POPULATION = ("pop_white", "pop_black", "pop_native_american", "pop_asian",
+                     "pop_other", "pop_hispanic")
 CENSUS_COUNTS = ("total", "white", "black", "native_american", "asian", "native_hawaiian",
-                 "other", "two_or_more_races", "hispanic", "non_hispanic")
+                 "other", "two_or_more_races", "hispanic", "non_hispanic", *CENSUS_POPULATION)
 
 census_profiles = Table(
     "profiles",
@@ -253,7 +261,9 @@ census_profiles = Table(
     Column("geoid", Text, primary_key=True),
     Column("state", String(2), nullable=False),
     Column("name", Text, nullable=False),
-    *(Column(name, Integer, nullable=False) for name in CENSUS_COUNTS),
+    *(Column(name, Integer, nullable=False,
+             server_default="0" if name in CENSUS_POPULATION else None)
+      for name in CENSUS_COUNTS),
     Column("loaded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     schema="census",
 )

@@ -9,12 +9,16 @@ import pytest
 from sqlalchemy import text
 
 from services.census.local_api import LocalCensusApi
-from tests.support.census import expected_profile
+from tests.support.census import STATE_PROFILES, expected_population, expected_profile
 from tests.support.gateway import ALDER, BIRCHWOOD
 from tests.support.waiting import wait_until
 
 ALDER_COUNTY = "0500000US37063"
 BIRCHWOOD_COUNTY = "0500000US37119"
+# API.md's census_profile, in its order: the population counts stored beside
+# a profile (for the disparities) are not part of it.
+PROFILE_KEYS = ["white", "black", "native_american", "asian", "other", "hispanic",
+                "non_hispanic", "total"]
 
 
 @pytest.fixture
@@ -69,11 +73,20 @@ def test_an_agency_mapped_to_a_county_shows_its_profile(operator, town, start_se
     assert record["profiles"] == db("SELECT count(*) FROM census.profiles")[0][0] > 0
     assert not db("SELECT 1 FROM census.profiles WHERE name LIKE '%CDP%'")
 
+    # The population counts and each state's own profile are stored...
+    population = ", ".join(expected_population(ALDER_COUNTY))
+    assert db(f"SELECT {population} FROM census.profiles WHERE geoid = :g",
+              g=ALDER_COUNTY) == [tuple(expected_population(ALDER_COUNTY).values())]
+    assert db("SELECT state, geoid, name FROM census.profiles WHERE geoid LIKE '0400000US%' "
+              "ORDER BY state") == [(state, *STATE_PROFILES[state])
+                                    for state in sorted(STATE_PROFILES)]
+
+    # ...and the agency's census_profile is what it was: API.md's keys, in order.
     alder = expected_profile(ALDER_COUNTY)
-    assert list(alder) == ["white", "black", "native_american", "asian", "other", "hispanic",
-                           "non_hispanic", "total"]
+    assert list(alder) == PROFILE_KEYS
     wait_until(lambda: profile_of(operator, town[ALDER]) == alder, timeout=60)
-    assert list(profile_of(operator, town[ALDER])) == list(alder)
+    assert list(profile_of(operator, town[ALDER])) == PROFILE_KEYS
+    assert not [key for key in profile_of(operator, town[ALDER]) if key.startswith("pop_")]
     assert profile_of(operator, town[BIRCHWOOD]) == {}
 
     # A mapping upload takes effect without a new stop import.

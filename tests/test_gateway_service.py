@@ -143,11 +143,13 @@ def test_openapi_lists_every_route_with_its_parameters(client):
 
     assert document["openapi"].startswith("3.")
     base = "/{state}/api/agency/{agency_id}/"
+    aggregates = ("stops", "stops_by_reason", "searches", "searches_by_type", "use_of_force",
+                  "contraband_hit_rate", "stops_by_purpose_group", "arrests",
+                  "contraband_types")
     expected = {"/{state}/api/agency/", base, "/{state}/api/facts/", "/{state}/api/stops/",
                 "/healthz", "/readyz", "/openapi.json"} | {
-        f"{base}{name}/" for name in ("stops", "stops_by_reason", "searches",
-                                      "searches_by_type", "use_of_force",
-                                      "contraband_hit_rate")} | {
+        f"{base}{name}/" for name in (*aggregates, "disparities", "officers")} | {
+        f"/{{state}}/api/statewide/{name}/" for name in (*aggregates, "disparities")} | {
         "/admin/api/datasets/", "/admin/api/datasets/{dataset_id}/",
         "/admin/api/datasets/{dataset_id}/import/", "/admin/api/imports/",
         "/admin/api/imports/{import_id}/", "/admin/api/agencies/{state}/mapping/",
@@ -158,7 +160,8 @@ def test_openapi_lists_every_route_with_its_parameters(client):
     def parameters(path):
         return {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
 
-    assert set(parameters(f"{base}stops/")) == {"state", "agency_id", "officer"}
+    assert set(parameters(f"{base}stops/")) == {"state", "agency_id", "officer", "from", "to",
+                                                "by", "format"}
     assert parameters(f"{base}use_of_force/")["state"]["schema"]["enum"] == ["nc"]
     stops = parameters("/{state}/api/stops/")
     assert set(stops) == {"state", "agency", "officer", "start_date", "end_date", "age",

@@ -299,8 +299,8 @@ def test_census_refresh_follows_the_load_to_its_end(cli, db, start_service):
                               result.stdout)[1]
         count = db("SELECT count(*) FROM census.profiles WHERE year = 2022")[0][0]
         assert count > 0
-        assert result.stdout.endswith(f"census profiles loaded: {count:,} counties and "
-                                      "places\n")
+        assert result.stdout.endswith(f"census profiles loaded: {count:,} counties, "
+                                      "places and states\n")
         (payload,) = [row.payload for row in db(
             "SELECT payload FROM admin.outbox WHERE event_type = 'census_requested' "
             "AND payload->>'request_id' = :id", id=request_id)]

@@ -150,3 +150,41 @@ def test_a_new_mapping_republishes_the_agencies_without_recounting(config, relea
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM stats.agency_mappings WHERE state = 'nc'"))
+
+
+def test_a_load_that_goes_live_during_the_refresh_is_the_one_published(
+        config, release, engine, db, monkeypatch):
+    """The summaries are built outside the publishing transaction: when an
+    import swaps in while they are built, they are built again from it, so
+    the published numbers are one whole release."""
+    from services.stats import refresh as refreshing
+
+    def stops(count):
+        def write(writer):
+            for stop_id in range(1, count + 1):
+                writer.stop(stop_id, ALDER, "2015-03-01 08:30:00")
+                writer.person(stop_id, stop_id, "D", race="B")
+        return write
+
+    first = load(config, release, stops(2))
+    builds = []
+    original = refreshing._build
+
+    def build_then_import(engine_, state, state_stats):
+        facts = original(engine_, state, state_stats)
+        if not builds:
+            builds.append(load(config, release, stops(1)))
+        else:
+            builds.append("again")
+        return facts
+
+    monkeypatch.setattr(refreshing, "_build", build_then_import)
+    published = refresh(engine, "nc", first["data_version"])
+    second = builds[0]
+    assert builds[1:] == ["again"]
+    assert published["data_version"] == second["data_version"]
+    assert published["import_id"] == second["import_id"]
+    # The second release's one stop, not the first's two.
+    assert db("SELECT sum(stops) FROM stats.nc_stop_summary")[0][0] == 1
+    assert db("SELECT total_stops FROM (SELECT (facts->>'total_stops')::int AS total_stops "
+              "FROM stats.facts WHERE state = 'nc') AS f")[0][0] == 1

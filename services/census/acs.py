@@ -1,16 +1,20 @@
 """The Census Bureau's data API client: American Community Survey 5-year
-estimates of every county and place of a state.
+estimates of every county and place of a state, and of the state itself.
 
     GET {CENSUS_API_URL}/data/2022/acs/acs5?get=NAME,GEO_ID,B03002_001E,...
         &for=county:*&in=state:37&key=...
     [["NAME", "GEO_ID", "B03002_001E", ..., "state", "county"],
      ["Alder County, North Carolina", "0500000US37063", "331412", ..., "37", "063"], ...]
+    GET ...?get=NAME,GEO_ID,...&for=state:37&key=...
+    [["NAME", "GEO_ID", ..., "state"], ["North Carolina", "0400000US37", ..., "37"]]
 
 Each geography becomes a profile, {"geoid", "state", "name", "year", "total",
-"white", ...} (shared.tables.CENSUS_COUNTS), with the variables of
-docs/DATA-FORMATS.md. Census-designated places (a NAME with "CDP") are left
-out, and a value the Bureau does not have (null, or one of its negative
-annotation codes such as -666666666) counts as 0.
+"white", ..., "pop_white", ...} (shared.tables.CENSUS_COUNTS): the state's
+variables of docs/DATA-FORMATS.md, and the population counts of the
+disparities (POPULATION_VARIABLES, table B03002 whatever the state's table).
+Census-designated places (a NAME with "CDP") are left out, an answer without
+the state's own row is malformed, and a value the Bureau does not have (null,
+or one of its negative annotation codes such as -666666666) counts as 0.
 
 Timeouts, dropped connections, 429 and 5xx answers are retried with an
 exponential backoff; any other error answer (a bad key, an unknown variable
@@ -24,6 +28,7 @@ import logging
 import math
 import re
 import time
+from types import MappingProxyType
 
 import requests
 
@@ -34,8 +39,22 @@ log = logging.getLogger(__name__)
 
 # The ACS 5-year release loaded when neither the request nor CENSUS_YEARS names one.
 DEFAULT_YEARS = (2022,)
-GEOGRAPHIES = ("county", "place")
-PLURALS = {"county": "counties", "place": "places"}
+# Fetched in this order; "state" is the state's own profile (statewide figures).
+GEOGRAPHIES = ("county", "place", "state")
+PLURALS = {"county": "counties", "place": "places", "state": "state"}
+
+# The population counts of API.md's disparities, for every state: table
+# B03002's non-Hispanic races and its Hispanics. A column of several
+# variables is their sum (pop_other: native Hawaiian, some other race, two
+# or more races).
+POPULATION_VARIABLES = MappingProxyType({
+    "pop_white": ("B03002_003E",),
+    "pop_black": ("B03002_004E",),
+    "pop_native_american": ("B03002_005E",),
+    "pop_asian": ("B03002_006E",),
+    "pop_other": ("B03002_007E", "B03002_008E", "B03002_009E"),
+    "pop_hispanic": ("B03002_012E",),
+})
 
 RETRIES = 4        # retries after the first try, for transient failures only
 BACKOFF = 1.0      # seconds before the first retry, doubling with each
@@ -68,11 +87,21 @@ def endpoint(config: Config, year: int) -> str:
     return f"{config.census_api_url.rstrip('/')}/data/{int(year)}/acs/acs5"
 
 
+def variables(state: str) -> list[str]:
+    """The ACS variables a request for the state asks for, each once: its
+    table's (State.census_variables), then the population's."""
+    population = [name for names in POPULATION_VARIABLES.values() for name in names]
+    return list(dict.fromkeys([*STATES[state].census_variables.values(), *population]))
+
+
 def request_params(config: Config, state: str, geography: str) -> dict[str, str]:
-    variables = list(dict.fromkeys(STATES[state].census_variables.values()))
-    params = {"get": ",".join(["NAME", "GEO_ID", *variables]),
-              "for": f"{geography}:*",
-              "in": f"state:{STATES[state].fips}"}
+    fips = STATES[state].fips
+    params = {"get": ",".join(["NAME", "GEO_ID", *variables(state)])}
+    if geography == "state":
+        params["for"] = f"state:{fips}"
+    else:
+        params["for"] = f"{geography}:*"
+        params["in"] = f"state:{fips}"
     if config.census_api_key:
         params["key"] = config.census_api_key
     return params
@@ -81,7 +110,8 @@ def request_params(config: Config, state: str, geography: str) -> dict[str, str]
 def fetch_state(session: requests.Session, config: Config, year: int, state: str, *,
                 retries: int = RETRIES, backoff: float = BACKOFF, timeout: float = TIMEOUT,
                 sleep=time.sleep) -> list[dict]:
-    """The profiles of the state's counties and places (CDPs left out)."""
+    """The profiles of the state's counties and places (CDPs left out), then
+    of the state itself."""
     profiles: list[dict] = []
     seen: set[str] = set()
     for geography in GEOGRAPHIES:
@@ -174,9 +204,13 @@ def _parse(response, config, year, state, geography, params, label) -> list[dict
     def malformed(reason: str) -> CensusError:
         return CensusError(f"malformed response for {label}: {reason}")
 
+    fips = STATES[state].fips
+    no_state_row = f"no row for the state itself ({STATES[state].name}, state:{fips})"
     text = response.text
     if not text.strip():
-        raise malformed(f"an empty answer (status {response.status_code})")
+        # The API answers a query that matched nothing with an empty 204.
+        empty = f"an empty answer (status {response.status_code})"
+        raise malformed(f"{no_state_row}: {empty}" if geography == "state" else empty)
     try:
         table = json.loads(text)
     except ValueError:
@@ -190,12 +224,13 @@ def _parse(response, config, year, state, geography, params, label) -> list[dict
     header = table[0]
     if not all(isinstance(name, str) for name in header):
         raise malformed(f"the header row is not a list of names: {header!r:.200}")
-    expected = [*params["get"].split(","), "state", geography]
+    # A state's header ends with "state"; a county's with "state", "county".
+    expected = list(dict.fromkeys([*params["get"].split(","), "state", geography]))
     missing = [name for name in expected if name not in header]
     if missing:
         raise malformed(f"the header row lacks {', '.join(missing)}: {header!r:.200}")
     column = {name: header.index(name) for name in expected}
-    fips = STATES[state].fips
+    asked = variables(state)
     profiles = []
     for number, row in enumerate(table[1:], start=2):
         if len(row) != len(header):
@@ -208,16 +243,24 @@ def _parse(response, config, year, state, geography, params, label) -> list[dict
                             f"not {fips}")
         if geography == "place" and "CDP" in name:
             continue
-        profile = {"geoid": geoid, "state": state, "name": name, "year": int(year)}
-        for field, variable in STATES[state].census_variables.items():
-            value = _count(row[column[variable]])
-            if value is None:
+        counts = {}
+        for variable in asked:
+            counts[variable] = _count(row[column[variable]])
+            if counts[variable] is None:
                 raise malformed(f"row {number} ({geoid}): {variable} is not a number: "
                                 f"{row[column[variable]]!r:.50}")
-            profile[field] = value
+        profile = {"geoid": geoid, "state": state, "name": name, "year": int(year)}
+        for field, variable in STATES[state].census_variables.items():
+            profile[field] = counts[variable]
+        for field, summed in POPULATION_VARIABLES.items():
+            profile[field] = sum(counts[variable] for variable in summed)
         profiles.append(profile)
     if not profiles and geography == "county":
         raise malformed("no counties")
+    if geography == "state" and len(profiles) != 1:
+        raise malformed(no_state_row if not profiles else
+                        f"{len(profiles)} rows for the state, not one: "
+                        f"{', '.join(profile['geoid'] for profile in profiles)}")
     return profiles
 
 

@@ -10,14 +10,20 @@ api.census.gov in the tests and under `make run`:
     python -m services.census.local_api --port 8391
 
 It answers `GET /data/{year}/acs/acs5?get=NAME,GEO_ID,VAR,...&for=county:*
-&in=state:37[&key=...]` with a JSON array whose first row is the header (the
-`get` names, then `state` and `county` or `place`) and whose values are
-strings, as the real API does. Its data is keyed by year, each a list of
-geographies:
+&in=state:37[&key=...]` (or `for=place:*`) with a JSON array whose first row
+is the header (the `get` names, then `state` and `county` or `place`) and
+whose values are strings, as the real API does; `for=state:37` (no `in`)
+answers the state's own row, its header ending with `state`. Its data is
+keyed by year, each a list of geographies (a state's kind is "state" and its
+code its FIPS code):
 
     {"2022": [{"geoid": "0500000US37063", "name": "Alder County, North Carolina",
                "state_fips": "37", "kind": "county", "code": "063",
-               "B03002_001E": 331412, ...}, ...]}
+               "B03002_001E": 331412, ...},
+              {"geoid": "0400000US37", "name": "North Carolina", "state_fips": "37",
+               "kind": "state", "code": "37", "B03002_001E": 10539171, ...}, ...]}
+
+A query that matches nothing is answered 204 with no body, as the real API does.
 
 A variable none of the year's geographies has is unknown (400, "error:
 unknown variable 'XYZ'"); the key "bad-key" is refused (400, "Invalid Key").
@@ -43,7 +49,7 @@ BAD_KEY = "bad-key"
 MAX_VARIABLES = 50
 GEOGRAPHY_FIELDS = {"geoid", "name", "state_fips", "kind", "code"}
 DATASET = re.compile(r"^/data/(\d{4})/acs/acs5/?$")
-PREDICATE = re.compile(r"^(county|place):(\*|\d+(?:,\d+)*)$")
+PREDICATE = re.compile(r"^(county|place|state):(\*|\d+(?:,\d+)*)$")
 STATE = re.compile(r"^state:(\d{2})$")
 
 INVALID_KEY = (
@@ -76,7 +82,10 @@ def answer(data: dict[str, list[dict]], path: str,
         return 400, "error: missing 'for' argument", "text/plain"
     wanted = PREDICATE.match(params["for"])
     within = STATE.match(params.get("in", ""))
-    if not wanted or not within:
+    # Counties and places are asked for within a state; states by themselves.
+    kind = wanted.group(1) if wanted else None
+    if kind is None or (kind == "state" and "in" in params) or (
+            kind != "state" and not within):
         return 400, "error: unknown/unsupported geography hierarchy", "text/plain"
     names = params["get"].split(",")
     if len(names) > MAX_VARIABLES:
@@ -87,11 +96,11 @@ def answer(data: dict[str, list[dict]], path: str,
     for name in names:
         if name not in known:
             return 400, f"error: unknown variable '{name}'", "text/plain"
-    kind, codes = wanted.groups()
-    fips = within.group(1)
-    rows = [[*names, "state", kind]]
+    codes = wanted.group(2)
+    fips = within.group(1) if kind != "state" else None
+    rows = [[*names, "state"] if kind == "state" else [*names, "state", kind]]
     for geography in geographies:
-        if geography["state_fips"] != fips or geography["kind"] != kind:
+        if geography["kind"] != kind or fips not in (None, geography["state_fips"]):
             continue
         if codes != "*" and geography["code"] not in codes.split(","):
             continue
@@ -100,7 +109,10 @@ def answer(data: dict[str, list[dict]], path: str,
             value = {"NAME": geography["name"], "GEO_ID": geography["geoid"]}.get(
                 name, geography.get(name))
             row.append(None if value is None else str(value))
-        rows.append([*row, fips, geography["code"]])
+        row.append(geography["state_fips"])
+        if kind != "state":
+            row.append(geography["code"])
+        rows.append(row)
     if len(rows) == 1:  # the real API answers an empty result so
         return 204, "", "application/json"
     return 200, "[" + ",\n".join(json.dumps(row) for row in rows) + "]", "application/json"

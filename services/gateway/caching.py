@@ -19,6 +19,8 @@ import logging
 import falcon
 from pymemcache.exceptions import MemcacheError
 
+from services.gateway.csv_bodies import set_csv_headers, wants_csv
+
 log = logging.getLogger(__name__)
 
 MAX_AGE = 60
@@ -46,7 +48,10 @@ class ResponseCache:
         if generation is None or req.method != "GET":
             return
         state = params["state"]
-        uri = req.relative_uri
+        # The same path answers JSON or, asked by Accept, CSV: the format is
+        # part of what is cached and tagged.
+        csv = getattr(resource, "csv", False) and wants_csv(req)
+        uri = req.relative_uri + ("\ncsv" if csv else "")
         req.context.etag = (f"{state}-{generation.number}-"
                             f"{_digest(state, generation.tag, uri)[:20]}")
         if _matches(req.context.etag, req.if_none_match):
@@ -57,7 +62,10 @@ class ResponseCache:
         body = self._get(key)
         if body is not None:
             resp.data = body
-            resp.content_type = falcon.MEDIA_JSON
+            if csv:
+                set_csv_headers(req, resp)
+            else:
+                resp.content_type = falcon.MEDIA_JSON
             resp.complete = True
             # Tells operators (and the stats service's cache priming) what answered.
             resp.set_header("X-Cache", "hit")

@@ -18,14 +18,15 @@ COUNT_KEYS = tuple(sorted((*RACE_KEYS.values(), *ETHNICITY_KEYS.values())))
 
 
 def count_rows(counts: Iterable, group: str | None = None,
-               labels: Mapping[int, str] | None = None) -> list[dict]:
-    """`counts` are (year, code, race, ethnicity, stops); `group` names the
-    code's key in a row (None: rows by year alone), `labels` its label."""
+               labels: Mapping[int, str] | None = None, period: str = "year") -> list[dict]:
+    """`counts` are (period, code, race, ethnicity, stops); `period` names
+    the period's key (year, or month as "2015-03"), `group` the code's (None:
+    rows by period alone), `labels` its label."""
     rows: dict[tuple, dict] = {}
     for year, code, race, ethnicity, stops in counts:
         row = rows.get((year, code))
         if row is None:
-            row = {"year": year}
+            row = {period: year}
             if group is not None:
                 row[group] = labels.get(code, str(code)) if labels else code
             row.update(dict.fromkeys(COUNT_KEYS, 0))

@@ -25,6 +25,47 @@ ERROR_RESPONSES = {
 }
 
 
+NUMBER = {"type": "number", "nullable": True}
+COUNT = {"type": "integer", "minimum": 0}
+# Bodies of the analytics (API.md, "Analytics"), referred to by the resources.
+RESPONSE_SCHEMAS = {
+    "Interval": {"type": "object", "nullable": True, "required": ["value", "low", "high"],
+                 "properties": {"value": NUMBER, "low": NUMBER, "high": NUMBER}},
+    "CountRow": {"type": "object", "description": "year (or month as YYYY-MM), the group "
+                 "label when grouped, then the counts",
+                 "properties": {"year": {"type": "integer"},
+                                "month": {"type": "string", "pattern": "^\\d{4}-\\d{2}$"}},
+                 "additionalProperties": {"oneOf": [COUNT, {"type": "string"}]}},
+    "Disparities": {"type": "object", "required": ["reference", "confidence", "groups"],
+                    "properties": {
+                        "reference": {"type": "string"}, "confidence": {"type": "number"},
+                        "groups": {"type": "array", "items": {
+                            "type": "object", "properties": {
+                                "group": {"type": "string"}, "stops": COUNT,
+                                "searches": COUNT, "hits": COUNT,
+                                "population": {"type": "integer", "nullable": True},
+                                **{name: {"$ref": "#/components/schemas/Interval"}
+                                   for name in ("search_rate", "search_rate_ratio",
+                                                "hit_rate", "hit_rate_ratio",
+                                                "stop_rate_ratio")}}}}}},
+    "Officers": {"type": "object",
+                 "required": ["group", "reference", "min_stops", "officers"],
+                 "properties": {
+                     "group": {"type": "string"}, "reference": {"type": "string"},
+                     "min_stops": COUNT,
+                     "agency_search_rate_ratio": {"$ref": "#/components/schemas/Interval"},
+                     "officers": {"type": "array", "items": {
+                         "type": "object", "properties": {
+                             "officer": {"type": "string"}, "stops": COUNT,
+                             "group_stops": COUNT, "group_searches": COUNT,
+                             "reference_stops": COUNT, "reference_searches": COUNT,
+                             "search_rate_ratio": {"$ref": "#/components/schemas/Interval"},
+                             "p_value": {"type": "number"}, "q_value": {"type": "number"},
+                             "flagged": {"type": "boolean"}}}}}},
+}
+ROWS = {"type": "array", "items": {"$ref": "#/components/schemas/CountRow"}}
+
+
 def _field_schema(field: fields.Field) -> dict:
     if isinstance(field, fields.List):
         return {"type": "array", "items": _field_schema(field.inner)}
@@ -57,7 +98,8 @@ def _query_parameters(resource) -> list[dict]:
              "description": field.metadata.get("description", ""),
              "schema": _field_schema(field),
              **({"explode": True} if isinstance(field, fields.List) else {})}
-            for name, field in query().fields.items()]
+            for name, field in ((field.data_key or name, field)
+                                for name, field in query().fields.items())]
 
 
 def _path_parameters(template: str, resource) -> list[dict]:
@@ -75,7 +117,11 @@ def _path_parameters(template: str, resource) -> list[dict]:
 def _operation(route: Route) -> dict:
     parameters = (_path_parameters(route.template, route.resource)
                   + _query_parameters(route.resource))
-    responses = {"200": {"description": "OK", "content": {"application/json": {}}}}
+    described = getattr(route.resource, "response_schema", None)
+    content = {"application/json": {"schema": described()} if described else {}}
+    if getattr(route.resource, "csv", False):
+        content["text/csv"] = {"schema": {"type": "string"}}
+    responses = {"200": {"description": "OK", "content": content}}
     if "{state}" in route.template:
         responses["304"] = {"description": "Not modified since the ETag given"}
         for status, description in ERROR_RESPONSES.items():
@@ -163,6 +209,7 @@ def document(routes: list[Route]) -> dict:
                                    "errors": {"type": "object"}},
                 },
                 "DatasetIn": _schema_of(DatasetIn()),
+                **RESPONSE_SCHEMAS,
             },
             "securitySchemes": {"operatorToken": {"type": "http", "scheme": "bearer"}},
         },

@@ -9,6 +9,7 @@ from functools import partial
 from services.gateway.backends import READINESS_CHECKS, Deps
 from services.gateway.resources.agencies import Agency, AgencyList
 from services.gateway.resources.aggregates import AGGREGATES, Aggregate
+from services.gateway.resources.analytics import Disparities, Officers
 from services.gateway.resources.facts import Facts
 from services.gateway.resources.operator import (
     AgencyMapping,
@@ -27,6 +28,7 @@ from services.gateway.validation import MAX_ID
 from shared.config import Config
 
 AGENCY = f"/{{state}}/api/agency/{{agency_id:int(min=1, max={MAX_ID})}}/"
+STATEWIDE = "/{state}/api/statewide/"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,17 @@ def state_routes(engine) -> list[Route]:
         Route(AGENCY, Agency(engine), "One agency with its census profile"),
         *(Route(f"{AGENCY}{name}/", Aggregate(engine, spec), spec.summary)
           for name, spec in AGGREGATES.items()),
+        Route(f"{AGENCY}disparities/", Disparities(engine),
+              "Search, hit and stop rates by group, with 95% intervals and their ratios "
+              "to the reference group"),
+        Route(f"{AGENCY}officers/", Officers(engine),
+              "Officers ranked by the search-rate disparity of a group, with Fisher "
+              "p-values and Benjamini-Hochberg q-values"),
+        *(Route(f"{STATEWIDE}{name}/", Aggregate(engine, spec, statewide=True),
+                f"{spec.summary}, over every agency of the state")
+          for name, spec in AGGREGATES.items()),
+        Route(f"{STATEWIDE}disparities/", Disparities(engine),
+              "Disparities over every agency of the state, against the state's residents"),
         Route("/{state}/api/facts/", Facts(engine), "The state's landing-page facts"),
         Route("/{state}/api/stops/", FindStops(engine),
               "Find stops, newest first, a page at a time"),

@@ -16,7 +16,15 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validates_sche
 from marshmallow.validate import OneOf, Range
 
 from services.gateway.errors import BadParameter
-from shared.states import GENDERS, NC_ACTIONS, NC_ETHNICITIES, NC_PURPOSES, NC_RACES
+from shared.states import (
+    DISPARITY_GROUPS,
+    GENDERS,
+    NC_ACTIONS,
+    NC_ETHNICITIES,
+    NC_PURPOSES,
+    NC_RACES,
+    REFERENCE_GROUP,
+)
 
 OFFICER_ID = re.compile(r"[A-Za-z0-9_-]{1,15}")
 MAX_DAYS_APART = 366
@@ -72,8 +80,94 @@ class QuerySchema(Schema):
         unknown = EXCLUDE
 
 
+PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _period_value(value: str) -> None:
+    match = PERIOD.fullmatch(value)
+    if (match is None or not FIRST_YEAR <= int(match[1]) <= LAST_YEAR
+            or (match[2] is not None and not 1 <= int(match[2]) <= 12)):
+        raise ValidationError(f"must be a year YYYY or a month YYYY-MM, from {FIRST_YEAR} to "
+                              f"{LAST_YEAR}")
+
+
+def _period(description: str) -> fields.String:
+    return fields.String(validate=_period_value, metadata={"description": description})
+
+
+def _refused(message: str, description: str) -> fields.String:
+    """A parameter an endpoint does not take, refused with `message` (a
+    parameter nobody asked for is otherwise ignored)."""
+    def refuse(value):
+        raise ValidationError(message)
+    return fields.String(validate=refuse, metadata={"description": description})
+
+
 class AggregateQuery(QuerySchema):
     officer = _officer()
+    from_ = _period("First year or month, inclusive, in the state's time zone "
+                    "(YYYY or YYYY-MM; il: YYYY)")
+    from_.data_key = "from"
+    to = _period("Last year or month, inclusive (YYYY or YYYY-MM; il: YYYY)")
+    by = fields.String(validate=OneOf(["year", "month"], error="must be year or month"),
+                       metadata={"description": "Rows by year (default) or by month "
+                                                "(nc, md)"})
+    format = fields.String(validate=OneOf(["json", "csv"], error="must be json or csv"),
+                           metadata={"description": "csv for an RFC 4180 CSV body "
+                                                    "(or send Accept: text/csv)"})
+
+
+class DisparityQuery(AggregateQuery):
+    by = _refused("is not accepted here: disparities are over the whole range",
+                  "Not accepted: disparities are over the whole range")
+
+
+GROUP_CHOICES = [group for group in DISPARITY_GROUPS if group != REFERENCE_GROUP]
+
+
+class OfficersQuery(DisparityQuery):
+    officer = _refused("is not accepted here: the ranking lists every officer",
+                       "Not accepted: the ranking lists every officer")
+    group = fields.String(
+        load_default="black",
+        validate=OneOf(GROUP_CHOICES, error=f"must be one of {', '.join(GROUP_CHOICES)}"),
+        metadata={"description": f"The group compared with {REFERENCE_GROUP} drivers"})
+    min_stops = _whole_number(1, 100_000, "Officers with at least this many stops are "
+                              "listed", load_default=100)
+
+
+def period_bound(value: str | None, last: bool) -> int | None:
+    """`YYYY` or `YYYY-MM` as year * 100 + month; a year alone is its first
+    month, or with `last` its last."""
+    if value is None:
+        return None
+    match = PERIOD.fullmatch(value)
+    month = int(match[2]) if match[2] else (12 if last else 1)
+    return int(match[1]) * 100 + month
+
+
+def check_scope(state, agency_id: int | None, query: dict) -> None:
+    """What a loaded query may not ask of this state or path, as a 400."""
+    problems = {}
+    if query.get("officer") is not None:
+        if agency_id is None:
+            problems["officer"] = ("officer ids are only unique within an agency; leave "
+                                   "officer out of statewide paths")
+        elif not state.has_officers:
+            problems["officer"] = f"{state.code} has no officer data; leave officer out"
+    if not state.has_dates:
+        for name in ("from", "to"):
+            if query.get(name) and "-" in query[name]:
+                problems[name] = (f"{state.code} releases carry years only: use YYYY")
+        if query.get("by") == "month":
+            problems["by"] = f"{state.code} releases carry years only: leave by out"
+    first = period_bound(query.get("from"), last=False)
+    last = period_bound(query.get("to"), last=True)
+    if first is not None and last is not None and last < first and "to" not in problems:
+        problems["to"] = "must not be before from"
+    if problems:
+        raise BadParameter(dict(sorted(problems.items())))
 
 
 class FindStopsQuery(QuerySchema):
@@ -110,13 +204,14 @@ def _first_message(messages) -> str:
 
 
 def load(schema: Schema, params: dict) -> dict:
-    repeatable = {name for name, field in schema.fields.items()
-                  if isinstance(field, fields.List)}
+    """The loaded values, keyed by parameter name (`from`, not `from_`)."""
+    known = {field.data_key or name: field for name, field in schema.fields.items()}
+    repeatable = {name for name, field in known.items() if isinstance(field, fields.List)}
     values: dict = {}
     problems: dict[str, str] = {}
     for name, value in params.items():
         given = [item for item in (value if isinstance(value, list) else [value]) if item]
-        if not given or name not in schema.fields:
+        if not given or name not in known:
             continue
         if name in repeatable:
             values[name] = given
@@ -132,4 +227,4 @@ def load(schema: Schema, params: dict) -> dict:
         loaded = None
     if problems:
         raise BadParameter(dict(sorted(problems.items())))
-    return loaded
+    return {(schema.fields[name].data_key or name): value for name, value in loaded.items()}

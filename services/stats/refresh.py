@@ -14,7 +14,10 @@ older import's event arriving after a newer one.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text
@@ -31,6 +34,9 @@ from shared.tables import facts, generations, import_runs, stats_outbox
 log = logging.getLogger(__name__)
 
 SOURCE = "stats"
+# How often a refresh builds again when a new load went live meanwhile.
+REBUILDS = 3
+BUILD_TIMEOUT = 3600.0
 
 
 def refresh(engine, state: str, data_version: int) -> dict | None:
@@ -43,35 +49,99 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
         log.warning("no summaries are registered for %s; nothing to refresh", state)
         return None
     started = time.monotonic()
-    with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                     {"key": advisory_key(f"stats:{state}")})
-        current = conn.execute(select(generations).where(generations.c.state == state)).first()
-        if current is not None and current.data_version >= data_version:
-            log.info("%s stats already cover data version %s; nothing to do", state,
-                     data_version)
-            return None
-        if not schema_exists(conn, state):
-            log.warning("%s has no loaded data; nothing to refresh", state)
-            return None
-        # The live schema may already hold a newer load than the event names.
-        live = conn.execute(
-            select(import_runs.c.data_version, import_runs.c.import_id)
-            .where(import_runs.c.state == state, import_runs.c.status == "loaded")
-            .order_by(import_runs.c.data_version.desc()).limit(1)).first()
-        candidates = [(data_version, "")]
-        if live is not None:
-            candidates.append((live.data_version, live.import_id))
-        data_version, import_id = max(candidates)
-        if current is not None and current.data_version >= data_version:
-            return None
-        summaries.build(conn, state)
-        state_facts = state_stats.facts(conn, STATES[state], summaries.building_agencies(state))
-        summaries.swap(conn, state)
-        payload = _publish(conn, state, state_facts, current, data_version, import_id)
-    log.info("%s stats refreshed to generation %d in %.1fs", state, payload["generation"],
-             time.monotonic() - started)
-    return payload
+    with _refreshing(engine, state):
+        for _ in range(REBUILDS):
+            with engine.connect() as conn:
+                current = conn.execute(select(generations)
+                                       .where(generations.c.state == state)).first()
+                if current is not None and current.data_version >= data_version:
+                    log.info("%s stats already cover data version %s; nothing to do", state,
+                             data_version)
+                    return None
+                if not schema_exists(conn, state):
+                    log.warning("%s has no loaded data; nothing to refresh", state)
+                    return None
+                live = _live(conn, state)
+            # The live schema may already hold a newer load than the event names.
+            target, import_id = max([(data_version, ""), *([live] if live else [])])
+            if current is not None and current.data_version >= target:
+                return None
+            state_facts = _build(engine, state, state_stats)
+            with engine.begin() as conn:
+                if _live(conn, state) != live:
+                    # An import went live while the tables were built: they may
+                    # mix two releases. Build them again from the new one.
+                    log.info("%s: a new load went live during the refresh; again", state)
+                    continue
+                summaries.swap(conn, state)
+                payload = _publish(conn, state, state_facts, current, target, import_id)
+            log.info("%s stats refreshed to generation %d in %.1fs", state,
+                     payload["generation"], time.monotonic() - started)
+            return payload
+    raise RuntimeError(f"{state}: new loads kept going live during {REBUILDS} refreshes")
+
+
+def _live(conn, state: str):
+    """(data version, import id) of the state's live load, or None."""
+    row = conn.execute(
+        select(import_runs.c.data_version, import_runs.c.import_id)
+        .where(import_runs.c.state == state, import_runs.c.status == "loaded")
+        .order_by(import_runs.c.data_version.desc()).limit(1)).first()
+    return None if row is None else (row.data_version, row.import_id)
+
+
+@contextmanager
+def _refreshing(engine, state: str):
+    """The state's refresh lock, held on a connection of its own while the
+    tables are built on others (a session lock: no transaction stays open)."""
+    key = advisory_key(f"stats:{state}")
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            conn.commit()
+
+
+def _build(engine, state: str, state_stats) -> dict:
+    """Every table under its building name, on two connections at once (the
+    summary and its agency roll-ups on one; the agency snapshot, the facts,
+    the summary's index and statistics and the officer roll-up on the
+    other), each statement committed as it ends; the facts. Readers never
+    see building tables; refresh() swaps them in, in one transaction."""
+    def autocommit():
+        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+    def counts() -> None:
+        with autocommit() as conn:
+            summaries.build_summary(conn, state)
+            summary_built.set()
+            summaries.build_rollups(conn, state, summaries.CHAIN_ROLLUPS)
+
+    def agencies_and_facts() -> dict:
+        with autocommit() as conn:
+            summaries.build_agencies(conn, state)
+            state_facts = state_stats.facts(conn, STATES[state],
+                                            summaries.building_agencies(state))
+        if not summary_built.wait(BUILD_TIMEOUT):
+            raise RuntimeError(f"{state}: the summary was not built in {BUILD_TIMEOUT}s")
+        with autocommit() as conn:
+            summaries.finish_summary(conn, state)
+            summaries.build_rollups(conn, state, summaries.SIDE_ROLLUPS)
+        return state_facts
+
+    summary_built = threading.Event()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        chain = pool.submit(counts)
+        side = pool.submit(agencies_and_facts)
+        try:
+            chain.result()
+        except BaseException:
+            summary_built.set()  # the other side stops waiting, then fails on its own
+            raise
+        return side.result()
 
 
 def republish_agencies(engine, state: str) -> dict | None:
@@ -92,7 +162,7 @@ def republish_agencies(engine, state: str) -> dict | None:
             f"SELECT id, name FROM {summaries.building_agencies(state)}")).all())
         for agency in state_facts["top_agencies"]:
             agency["name"] = names.get(agency["id"], agency["name"])
-        summaries.swap(conn, state, (summaries.agencies_table,))
+        summaries.swap(conn, state, summaries.AGENCY_TABLES)
         payload = _publish(conn, state, state_facts, current, current.data_version,
                            current.import_id)
     log.info("%s agencies republished as generation %d", state, payload["generation"])

@@ -4,14 +4,19 @@ live schema.
 `stats.nc_stop_summary` has one row per combination of what the endpoints
 group or filter by, with the number of stops:
 
-    agency_id, officer_id, year, purpose, race, ethnicity, searched,
+    agency_id, officer_id, year, month, purpose, race, ethnicity, searched,
     search_types (bit t set when the stop had a search of type t),
     engage_force (searched and the officer engaged force),
-    contraband (searched and contraband was found), stops
+    contraband (searched and contraband was found),
+    arrested (the driver was arrested),
+    contraband_types (bit t set when a searched stop found type t), stops
 
 Only drivers are counted, one per stop (a stop's driver is its first person
 of type D; a stop without one is not counted), so every family of counts
-sums to the stops of its row. The year is taken in the state's time zone.
+sums to the stops of its row. The year and month are taken in the state's
+time zone (month is NULL for a state with years only). Roll-ups over
+officers (`<state>_agency_summary`) and over agencies too
+(`<state>_state_summary`, the statewide endpoints) are built beside it.
 """
 
 from __future__ import annotations
@@ -20,18 +25,24 @@ from services.stats.registry import STATE_STATS
 from shared.db import READER_ROLE
 from shared.states import STATES
 
-SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "purpose", "race", "ethnicity",
-                   "searched", "search_types", "engage_force", "contraband", "stops")
+SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "month", "purpose", "race", "ethnicity",
+                   "searched", "search_types", "engage_force", "contraband", "arrested",
+                   "contraband_types", "stops")
+GROUPED = ("year", "month", "purpose", "race", "ethnicity", "searched", "search_types",
+           "engage_force", "contraband", "arrested", "contraband_types")
 
 # Without an officer filter the endpoints read this roll-up of the summary
-# over officers: a tenth of its rows for a large agency.
-AGENCY_ROLLUP = """
+# over officers: a tenth of its rows for a large agency; the statewide
+# endpoints read the roll-up over agencies too.
+ROLLUP = """
 CREATE TABLE {table} AS
-SELECT agency_id, year, purpose, race, ethnicity, searched, search_types, engage_force,
-       contraband, sum(stops)::integer AS stops
+SELECT {keys}, sum(stops)::integer AS stops
 FROM {summary}
-GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+GROUP BY {keys}
 """
+YEARLY = tuple(column for column in GROUPED if column != "month")
+# What the officer ranking reads: officers by year, driver and search.
+OFFICER_KEYS = ("agency_id", "officer_id", "year", "race", "ethnicity", "searched")
 
 
 # The agencies the published numbers speak of: the API lists these, so the
@@ -42,10 +53,16 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 # each agency's latest stop feeds admin's compliance report (il has years only).
 LAST_STOP = "(SELECT max(stop.date) FROM {state}.stop WHERE stop.agency_id = agency.id)"
 NO_DATES = "NULL::timestamptz"
+# The residents by the disparity groups (ACS B03002, API.md): beside the
+# profile the agency detail serves, for the stop-rate ratio.
+POPULATION = """jsonb_build_object(
+               'white', pop_white, 'black', pop_black, 'hispanic', pop_hispanic,
+               'asian', pop_asian, 'native_american', pop_native_american,
+               'other', pop_other)"""
 AGENCY_SNAPSHOT = """
 CREATE TABLE {table} AS
 SELECT agency.id, coalesce(mapping.name, agency.name) AS name, mapping.geoid,
-       {last_stop} AS last_stop_at, profile.census_profile
+       {last_stop} AS last_stop_at, profile.census_profile, profile.population
 FROM {state}.agency
 LEFT JOIN stats.agency_mappings AS mapping
        ON mapping.state = '{state}' AND mapping.code = agency.name
@@ -55,10 +72,18 @@ LEFT JOIN LATERAL (
                'asian', asian,
                'other', other + native_hawaiian + two_or_more_races,
                'hispanic', hispanic, 'non_hispanic', non_hispanic, 'total', total,
-               'year', year) AS census_profile
+               'year', year) AS census_profile,
+           """ + POPULATION + """ AS population
     FROM census.profiles WHERE profiles.geoid = mapping.geoid
     ORDER BY year DESC LIMIT 1
 ) AS profile ON true
+"""
+# The state's own profile (geoid 0400000US<fips>), for statewide figures.
+STATE_PROFILE = """
+CREATE TABLE {table} AS
+SELECT year, """ + POPULATION + """ AS population
+FROM census.profiles WHERE geoid = '0400000US{fips}'
+ORDER BY year DESC LIMIT 1
 """
 
 
@@ -76,6 +101,30 @@ def agency_table(state: str) -> str:
     return f"stats.{state}_agency_summary"
 
 
+def statewide_table(state: str) -> str:
+    """The same, rolled up over agencies too."""
+    return f"stats.{state}_state_summary"
+
+
+def agency_year_table(state: str) -> str:
+    """The agency roll-up without months: what a request by year reads."""
+    return f"stats.{state}_agency_year_summary"
+
+
+def statewide_year_table(state: str) -> str:
+    return f"stats.{state}_state_year_summary"
+
+
+def officer_year_table(state: str) -> str:
+    """Officers by year, driver and search, for the officer ranking."""
+    return f"stats.{state}_officer_year_summary"
+
+
+def state_profile_table(state: str) -> str:
+    """The state's own census population (one row, or none)."""
+    return f"stats.{state}_state_profile"
+
+
 def building_agencies(state: str) -> str:
     """The agency snapshot a refresh is building, before the swap."""
     return _building(agencies_table(state))
@@ -90,35 +139,76 @@ def _index_names(table: str) -> dict[str, str]:
     return {f"{name}_building_key": f"{name}_key"}
 
 
-LIVE_TABLES = (summary_table, agency_table, agencies_table)
+# What a new mapping or new census profiles change; the rest is the counts.
+AGENCY_TABLES = (agencies_table, state_profile_table)
+# The summary and its roll-ups, in build order: (table, built from, keys,
+# index). Each roll-up adds up the smallest table that has its keys.
+COUNT_TABLES = (
+    (summary_table, None, None, "agency_id, officer_id"),
+    (agency_table, summary_table, ("agency_id", *GROUPED), "agency_id, year"),
+    (agency_year_table, agency_table, ("agency_id", *YEARLY), "agency_id, year"),
+    (statewide_table, agency_table, GROUPED, "year"),
+    (statewide_year_table, agency_year_table, YEARLY, "year"),
+    (officer_year_table, summary_table, OFFICER_KEYS, "agency_id, officer_id"),
+)
+LIVE_TABLES = (*(table for table, *_ in COUNT_TABLES), *AGENCY_TABLES)
+# The roll-ups a refresh builds beside the agency chain (stats/refresh.py).
+SIDE_ROLLUPS = (officer_year_table,)
+CHAIN_ROLLUPS = tuple(table for table, source, *_ in COUNT_TABLES
+                      if source is not None and table not in SIDE_ROLLUPS)
 
 
 def build(conn, state: str) -> None:
-    """Build the state's summaries under their building names."""
-    summary, rollup, _ = (_building(table(state)) for table in LIVE_TABLES)
-    for table in (rollup, summary):
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
-    conn.exec_driver_sql(STATE_STATS[state].summary.format(
-        table=summary, time_zone=STATES[state].time_zone))
-    conn.exec_driver_sql(AGENCY_ROLLUP.format(table=rollup, summary=summary))
-    _finish(conn, summary, "agency_id, officer_id")
-    _finish(conn, rollup, "agency_id, year")
+    """Build the state's summaries under their building names, one after
+    the other (refresh.py builds them on two connections at once)."""
+    build_summary(conn, state)
+    finish_summary(conn, state)
+    build_rollups(conn, state, CHAIN_ROLLUPS + SIDE_ROLLUPS)
     build_agencies(conn, state)
 
 
+def build_summary(conn, state: str) -> None:
+    """The summary from the live schema, every earlier building table gone;
+    its index and statistics come with finish_summary (the roll-ups need
+    neither, so they can be built meanwhile)."""
+    for table, *_ in reversed(COUNT_TABLES):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_building(table(state))}")
+    conn.exec_driver_sql(STATE_STATS[state].summary.format(
+        table=_building(summary_table(state)), time_zone=STATES[state].time_zone))
+
+
+def finish_summary(conn, state: str) -> None:
+    _finish(conn, _building(summary_table(state)), COUNT_TABLES[0][3])
+
+
+def build_rollups(conn, state: str, tables) -> None:
+    """The roll-ups `tables` (of COUNT_TABLES, in its order), from the
+    building tables they add up."""
+    for table, source, keys, index in COUNT_TABLES:
+        if table in tables:
+            building = _building(table(state))
+            conn.exec_driver_sql(ROLLUP.format(table=building, keys=", ".join(keys),
+                                               summary=_building(source(state))))
+            _finish(conn, building, index)
+
+
 def build_agencies(conn, state: str) -> None:
-    """Build the agency snapshot alone under its building name: what a new
-    mapping or new census profiles change."""
-    names = building_agencies(state)
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {names}")
+    """Build the agency snapshot and the state's profile alone under their
+    building names: what a new mapping or new census profiles change."""
+    names, profile = (_building(table(state)) for table in AGENCY_TABLES)
+    for table in (names, profile):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     last_stop = (LAST_STOP if STATES[state].has_dates else NO_DATES).format(state=state)
     conn.exec_driver_sql(AGENCY_SNAPSHOT.format(table=names, state=state, last_stop=last_stop))
+    conn.exec_driver_sql(STATE_PROFILE.format(table=profile, fips=STATES[state].fips))
     _finish(conn, names, "id")
+    _finish(conn, profile, None)
 
 
-def _finish(conn, table: str, columns: str) -> None:
+def _finish(conn, table: str, columns: str | None) -> None:
     (index,) = _index_names(table.removesuffix("_building"))
-    conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
+    if columns:
+        conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({columns})")
     # Fresh statistics now: the planner's guesses for a new table are off by
     # orders of magnitude until autovacuum comes by.
     conn.exec_driver_sql(f"ANALYZE {table}")
@@ -131,4 +221,5 @@ def swap(conn, state: str, tables=LIVE_TABLES) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
         conn.exec_driver_sql(f"ALTER TABLE {_building(live)} RENAME TO {live.split('.')[1]}")
         for building_index, index in _index_names(live).items():
-            conn.exec_driver_sql(f"ALTER INDEX stats.{building_index} RENAME TO {index}")
+            conn.exec_driver_sql(f"ALTER INDEX IF EXISTS stats.{building_index} "
+                                 f"RENAME TO {index}")
