@@ -245,6 +245,9 @@ def test_csv_bodies_say_what_the_json_says(client, cedar):
 
 @pytest.mark.parametrize("path, params, name, message", [
     ("disparities/", {"by": "month"}, "by", "is not accepted here"),
+    ("officers/", {"by": "month"}, "by", "the ranking is over the whole range"),
+    ("officers/", {"officer": "O1"}, "officer", "is not accepted here"),
+    ("stops/", {"from": "\u0662\u0660\u0661\u0665"}, "from", "YYYY"),
     ("officers/", {"group": "white"}, "group", "must be one of black"),
     ("officers/", {"min_stops": "0"}, "min_stops", "from 1 to 100000"),
     ("officers/", {"min_stops": "100001"}, "min_stops", "from 1 to 100000"),
@@ -257,7 +260,8 @@ def test_bad_analytics_parameters_are_400s_naming_them(client, cedar, path, para
                                                         message):
     response = client.simulate_get(f"/nc/api/agency/{cedar[CEDAR]}/{path}", params=params)
     assert response.status_code == 400, response.text
-    assert name in response.json["description"] and message in response.json["description"]
+    assert response.json["description"].startswith(f"{name}: ")
+    assert message in response.json["description"]
 
 
 def test_what_a_path_or_state_cannot_answer(client, cedar, config, engine):
@@ -265,19 +269,23 @@ def test_what_a_path_or_state_cannot_answer(client, cedar, config, engine):
     from services.ingest.pipeline import run_import
     from services.stats.refresh import refresh
 
-    officer = client.simulate_get("/nc/api/statewide/stops/", params={"officer": "O1"})
-    assert officer.status_code == 400 and "only unique within an agency" in \
-        officer.json["description"]
+    for endpoint in ("stops", "disparities"):
+        officer = client.simulate_get(f"/nc/api/statewide/{endpoint}/",
+                                      params={"officer": "O1"})
+        assert officer.status_code == 400
+        assert officer.json["description"].startswith("officer: ")
+        assert "only unique within an agency" in officer.json["description"]
     assert client.simulate_get("/nc/api/statewide/officers/").status_code == 404
     loaded = run_import({"import_id": f"analytics-il-{uuid.uuid4().hex[:8]}",
                          "state": "il", "url": samples()["il"].as_uri()}, config)
     assert loaded["event"] == "dataset_loaded", loaded
     refresh(engine, "il", loaded["payload"]["data_version"])
     il_agency = get(client, "/il/api/agency/")[0]["id"]
-    for params, name in (({"from": "2015-03"}, "from"), ({"by": "month"}, "by"),
-                         ({"officer": "A1"}, "officer")):
+    for params, name in (({"from": "2015-03"}, "from"), ({"to": "2016-01"}, "to"),
+                         ({"by": "month"}, "by"), ({"officer": "A1"}, "officer")):
         response = client.simulate_get(f"/il/api/agency/{il_agency}/stops/", params=params)
-        assert response.status_code == 400 and name in response.json["description"], params
+        assert response.status_code == 400, params
+        assert response.json["description"].startswith(f"{name}: "), params
     assert client.simulate_get(f"/il/api/agency/{il_agency}/officers/").status_code == 404
     assert client.simulate_get(f"/il/api/agency/{il_agency}/arrests/").status_code == 404
     assert client.simulate_get(f"/il/api/agency/{il_agency}/stops_by_purpose_group/",
@@ -399,3 +407,43 @@ def test_the_stop_rate_ratio_weighs_stops_by_residents(residents, client, cedar)
     assert statewide["black"]["population"] == 20000
     # (2 black stops / 20000) / (2 white stops / 60000) statewide.
     assert statewide["black"]["stop_rate_ratio"]["value"] == 3.0
+
+
+def test_an_empty_ranking_still_has_its_csv_header_and_formats_vary_by_accept(client,
+                                                                              cedar):
+    path = f"/nc/api/agency/{cedar[CEDAR]}/officers/"
+    response = client.simulate_get(path, params={"format": "csv", "min_stops": "100000"})
+    assert response.status_code == 200
+    assert response.text.split("\r\n")[0].split(",") == [
+        "officer", "stops", "group_stops", "group_searches", "reference_stops",
+        "reference_searches", "search_rate_ratio", "search_rate_ratio_low",
+        "search_rate_ratio_high", "p_value", "q_value", "flagged"]
+    stops = f"/nc/api/agency/{cedar[CEDAR]}/stops/"
+    assert client.simulate_get(stops).headers["Vary"] == "Accept"
+    for _ in range(2):  # the second from the cache
+        as_csv = client.simulate_get(stops, headers={"Accept": "text/csv"})
+        assert as_csv.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert as_csv.headers["X-Cache"] == "hit"
+    assert client.simulate_get(stops).headers["Content-Type"] == "application/json"
+
+
+def test_officers_are_ordered_flagged_first_then_by_the_ratios_lower_bound():
+    from collections import namedtuple
+
+    from services.gateway.resources.analytics import ranking
+
+    Row = namedtuple("Row", "officer race ethnicity stops searches")
+
+    def officer(name, black_searched, white_searched, black=100, white=100):
+        return [Row(name, "B", "N", black, black_searched),
+                Row(name, "W", "N", white, white_searched)]
+
+    rows = [*officer("strong", 60, 10), *officer("mild", 30, 10),
+            *officer("even-b", 10, 10), *officer("even-a", 10, 10),
+            *officer("no-white", 5, 0, white=0), *officer("lower", 10, 40)]
+    ranked = ranking(rows, "black", 100)
+    assert [entry["officer"] for entry in ranked] == [
+        "strong", "mild", "even-a", "even-b", "lower", "no-white"]
+    assert [entry["flagged"] for entry in ranked] == [True, True, False, False, False, False]
+    # No reference drivers: no ratio, p = 1, and it takes part in the adjustment.
+    assert ranked[-1]["search_rate_ratio"] is None and ranked[-1]["p_value"] == 1

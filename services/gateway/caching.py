@@ -65,7 +65,8 @@ class ResponseCache:
             if csv:
                 set_csv_headers(req, resp)
             else:
-                resp.content_type = falcon.MEDIA_JSON
+                # Pages (services/gateway/web/) say what they are.
+                resp.content_type = getattr(resource, "media_type", falcon.MEDIA_JSON)
             resp.complete = True
             # Tells operators (and the stats service's cache priming) what answered.
             resp.set_header("X-Cache", "hit")
@@ -79,6 +80,9 @@ class ResponseCache:
             return
         resp.etag = etag
         resp.cache_control = ["public", f"max-age={MAX_AGE}"]
+        if getattr(resource, "csv", False):
+            # JSON or CSV by Accept: caches between us and the client must know.
+            resp.vary = ["Accept"]
         key = req.context.get("cache_key")
         if key is not None and resp.status_code == 200 and req_succeeded:
             self._set(key, resp.render_body())

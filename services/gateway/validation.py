@@ -80,7 +80,7 @@ class QuerySchema(Schema):
         unknown = EXCLUDE
 
 
-PERIOD = re.compile(r"(\d{4})(?:-(\d{2}))?")
+PERIOD = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?")
 FIRST_YEAR, LAST_YEAR = 1900, 2199
 
 
@@ -127,6 +127,8 @@ GROUP_CHOICES = [group for group in DISPARITY_GROUPS if group != REFERENCE_GROUP
 
 
 class OfficersQuery(DisparityQuery):
+    by = _refused("is not accepted here: the ranking is over the whole range",
+                  "Not accepted: the ranking is over the whole range")
     officer = _refused("is not accepted here: the ranking lists every officer",
                        "Not accepted: the ranking lists every officer")
     group = fields.String(

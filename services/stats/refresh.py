@@ -39,9 +39,11 @@ REBUILDS = 3
 BUILD_TIMEOUT = 3600.0
 
 
-def refresh(engine, state: str, data_version: int) -> dict | None:
+def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
-    payload, or None when there was nothing newer to do."""
+    payload, or None when there was nothing newer to do. `rebuild` builds the
+    tables again from the live load even when they cover it (new code that
+    reads tables of another shape: rebuild_outdated)."""
     state_stats = STATE_STATS.get(state)
     if state_stats is None:
         # A state this process was not given the stats part of: a handler
@@ -54,7 +56,8 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
             with engine.connect() as conn:
                 current = conn.execute(select(generations)
                                        .where(generations.c.state == state)).first()
-                if current is not None and current.data_version >= data_version:
+                if (current is not None and current.data_version >= data_version
+                        and not rebuild):
                     log.info("%s stats already cover data version %s; nothing to do", state,
                              data_version)
                     return None
@@ -64,7 +67,7 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
                 live = _live(conn, state)
             # The live schema may already hold a newer load than the event names.
             target, import_id = max([(data_version, ""), *([live] if live else [])])
-            if current is not None and current.data_version >= target:
+            if current is not None and current.data_version >= target and not rebuild:
                 return None
             state_facts = _build(engine, state, state_stats)
             with engine.begin() as conn:
@@ -81,6 +84,23 @@ def refresh(engine, state: str, data_version: int) -> dict | None:
     raise RuntimeError(f"{state}: new loads kept going live during {REBUILDS} refreshes")
 
 
+def rebuild_outdated(engine) -> list[str]:
+    """Rebuild the tables of every published state whose live tables are of an
+    older shape than this code reads (summaries.outdated); the states rebuilt."""
+    rebuilt = []
+    with engine.connect() as conn:
+        published = conn.execute(select(generations.c.state, generations.c.data_version)).all()
+        stale = [(state, version) for state, version in published
+                 if state in STATE_STATS and schema_exists(conn, state)
+                 and summaries.outdated(conn, state)]
+    for state, version in stale:
+        log.info("%s: the published tables are of an older shape; building them again",
+                 state)
+        if refresh(engine, state, version, rebuild=True) is not None:
+            rebuilt.append(state)
+    return rebuilt
+
+
 def _live(conn, state: str):
     """(data version, import id) of the state's live load, or None."""
     row = conn.execute(
@@ -95,14 +115,16 @@ def _refreshing(engine, state: str):
     """The state's refresh lock, held on a connection of its own while the
     tables are built on others (a session lock: no transaction stays open)."""
     key = advisory_key(f"stats:{state}")
-    with engine.connect() as conn:
-        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-        conn.commit()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             yield
-        finally:
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-            conn.commit()
+        except BaseException:
+            # A pooled connection must never go back still holding the lock:
+            # closing this one for good releases it whatever happened.
+            conn.invalidate()
+            raise
 
 
 def _build(engine, state: str, state_stats) -> dict:
@@ -133,15 +155,20 @@ def _build(engine, state: str, state_stats) -> dict:
         return state_facts
 
     summary_built = threading.Event()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        chain = pool.submit(counts)
-        side = pool.submit(agencies_and_facts)
-        try:
-            chain.result()
-        except BaseException:
-            summary_built.set()  # the other side stops waiting, then fails on its own
-            raise
-        return side.result()
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            chain = pool.submit(counts)
+            side = pool.submit(agencies_and_facts)
+            try:
+                chain.result()
+            except BaseException:
+                summary_built.set()  # the other side stops waiting, then fails on its own
+                raise
+            return side.result()
+    except BaseException:
+        with autocommit() as conn:
+            summaries.drop_building(conn, state)
+        raise
 
 
 def republish_agencies(engine, state: str) -> dict | None:

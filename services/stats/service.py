@@ -13,10 +13,11 @@ from __future__ import annotations
 import logging
 
 from nameko.events import event_handler
+from nameko.timer import timer
 from sqlalchemy import delete, select
 
 from services.stats.priming import prime
-from services.stats.refresh import refresh, republish_agencies
+from services.stats.refresh import rebuild_outdated, refresh, republish_agencies
 from shared.events import (
     ADMIN_SOURCE,
     AGENCY_MAPPING_UPDATED,
@@ -103,6 +104,16 @@ class StatsService(OutboxRelay):
             if republish_agencies(self.db, state) is not None:
                 self._prime(state)
         self.publish_now()
+
+    @timer(interval=24 * 3600, eager=True)
+    def rebuild_outdated(self) -> None:
+        """At start: tables published by an older version of this service are
+        built again in the shape this one reads, before anyone asks."""
+        rebuilt = rebuild_outdated(self.db)
+        for state in rebuilt:
+            self._prime(state)
+        if rebuilt:
+            self.publish_now()
 
     def _prime(self, state: str) -> None:
         with self.db.connect() as conn:

@@ -167,8 +167,30 @@ def build(conn, state: str) -> None:
     build_agencies(conn, state)
 
 
+def outdated(conn, state: str) -> bool:
+    """Whether the state's live tables are of an older build than this code
+    reads (a table missing, or the summary's columns not SUMMARY_COLUMNS): a
+    new version of the platform rebuilds them before serving from them."""
+    if any(conn.exec_driver_sql(f"SELECT to_regclass('{table(state)}')").scalar() is None
+           for table in LIVE_TABLES):
+        return True
+    schema, name = summary_table(state).split(".")
+    columns = conn.exec_driver_sql(
+        "SELECT array_agg(column_name::text ORDER BY ordinal_position) "
+        f"FROM information_schema.columns WHERE table_schema = '{schema}' "
+        f"AND table_name = '{name}'").scalar()
+    return tuple(columns or ()) != SUMMARY_COLUMNS
+
+
+def drop_building(conn, state: str) -> None:
+    """Every building table of the state: what a failed build leaves."""
+    for table in reversed(LIVE_TABLES):
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_building(table(state))}")
+
+
 def build_summary(conn, state: str) -> None:
-    """The summary from the live schema, every earlier building table gone;
+    """The summary from the live schema, every earlier building count table
+    gone (the agency tables are build_agencies', which may run meanwhile);
     its index and statistics come with finish_summary (the roll-ups need
     neither, so they can be built meanwhile)."""
     for table, *_ in reversed(COUNT_TABLES):

@@ -100,15 +100,18 @@ class Aggregate:
 
     def on_get(self, req, resp, state: str, agency_id: int | None = None) -> None:
         query, scope = scope_of(req, state, agency_id, self.query)
-        body = self.spec.body
         with self.engine.connect() as conn:
             if agency_id is not None:
                 require_agency(conn, state, agency_id)
-            if isinstance(body, Count):
-                answer = self._rows(conn, scope, body)
-            else:
-                answer = {name: self._rows(conn, scope, count) for name, count in body.items()}
-        respond(req, resp, answer, self._header(scope, body))
+            answer = self.answer(conn, scope)
+        respond(req, resp, answer, self._header(scope, self.spec.body))
+
+    def answer(self, conn, scope: queries.Scope):
+        """The body for `scope`: what the website's charts show too."""
+        body = self.spec.body
+        if isinstance(body, Count):
+            return self._rows(conn, scope, body)
+        return {name: self._rows(conn, scope, count) for name, count in body.items()}
 
     def response_schema(self) -> dict:
         from services.gateway.openapi import ROWS

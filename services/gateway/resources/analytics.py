@@ -18,6 +18,20 @@ from shared.api import states_serving
 from shared.states import DISPARITY_GROUPS, REFERENCE_GROUP
 
 CONFIDENCE = 0.95
+
+
+def _with_intervals(*names: str) -> list[str]:
+    return [column for name in names for column in (
+        (name, f"{name}_low", f"{name}_high") if name.endswith(("_rate", "_ratio")) else (name,))]
+
+
+# The CSV columns, for an answer with no row (csv_bodies.to_csv).
+DISPARITY_COLUMNS = _with_intervals("group", "stops", "searches", "hits", "search_rate",
+                                    "search_rate_ratio", "hit_rate", "hit_rate_ratio",
+                                    "population", "stop_rate_ratio")
+OFFICER_COLUMNS = _with_intervals("officer", "stops", "group_stops", "group_searches",
+                                  "reference_stops", "reference_searches",
+                                  "search_rate_ratio", "p_value", "q_value", "flagged")
 RACE_GROUPS = {"W": "white", "B": "black", "A": "asian", "I": "native_american", "U": "other"}
 
 
@@ -94,11 +108,15 @@ class Disparities:
         with self.engine.connect() as conn:
             if agency_id is not None:
                 require_agency(conn, state, agency_id)
-            totals = _by_group(queries.disparity_counts(conn, scope), "stops", "searches",
-                               "hits")
-            population = queries.population(conn, state, agency_id)
-        respond(req, resp, {"reference": REFERENCE_GROUP, "confidence": CONFIDENCE,
-                            "groups": disparities(totals, population)})
+            body = self.answer(conn, scope)
+        respond(req, resp, body, DISPARITY_COLUMNS)
+
+    @staticmethod
+    def answer(conn, scope: queries.Scope) -> dict:
+        totals = _by_group(queries.disparity_counts(conn, scope), "stops", "searches", "hits")
+        population = queries.population(conn, scope.state.code, scope.agency_id)
+        return {"reference": REFERENCE_GROUP, "confidence": CONFIDENCE,
+                "groups": disparities(totals, population)}
 
 
 def ranking(rows, group: str, min_stops: int) -> list[dict]:
@@ -131,7 +149,9 @@ def ranking(rows, group: str, min_stops: int) -> list[dict]:
         ratio = officer["search_rate_ratio"]
         officer["p_value"] = statistics.significant(officer["p_value"])
         officer["q_value"] = statistics.significant(q_value)
-        officer["flagged"] = q_value < 0.05 and ratio is not None and ratio["value"] > 1
+        # Decided on the published figures, so a reader can check it.
+        officer["flagged"] = (officer["q_value"] < 0.05 and ratio is not None
+                              and ratio["value"] > 1)
     officers.sort(key=_rank)
     return officers
 
@@ -159,14 +179,18 @@ class Officers:
 
     def on_get(self, req, resp, state: str, agency_id: int) -> None:
         query, scope = scope_of(req, state, agency_id, self.query)
-        group = query["group"]
         with self.engine.connect() as conn:
             require_agency(conn, state, agency_id)
-            rows = queries.officer_counts(conn, scope)
-            agency = _by_group(queries.disparity_counts(conn, scope), "stops", "searches")
-        respond(req, resp, {
-            "group": group, "reference": REFERENCE_GROUP, "min_stops": query["min_stops"],
+            body = self.answer(conn, scope, query["group"], query["min_stops"])
+        respond(req, resp, body, OFFICER_COLUMNS)
+
+    @staticmethod
+    def answer(conn, scope: queries.Scope, group: str, min_stops: int) -> dict:
+        rows = queries.officer_counts(conn, scope)
+        agency = _by_group(queries.disparity_counts(conn, scope), "stops", "searches")
+        return {
+            "group": group, "reference": REFERENCE_GROUP, "min_stops": min_stops,
             "agency_search_rate_ratio": statistics.rate_ratio(
                 agency[group]["searches"], agency[group]["stops"],
                 agency[REFERENCE_GROUP]["searches"], agency[REFERENCE_GROUP]["stops"]),
-            "officers": ranking(rows, group, query["min_stops"])})
+            "officers": ranking(rows, group, min_stops)}

@@ -48,7 +48,11 @@ class FindStops:
         self.engine = engine
 
     def on_get(self, req, resp, state: str) -> None:
-        query = load(self.query(), req.params)
+        resp.media = self.answer(state, req.params)
+
+    def answer(self, state: str, params: dict) -> dict:
+        """A page of stops for the query `params` (the website's form too)."""
+        query = load(self.query(), params)
         zone = STATES[state].zone
         end_date = query.get("end_date")
         filters = queries.StopFilters(
@@ -69,7 +73,7 @@ class FindStops:
             require_agency(conn, state, filters.agency_id)
             rows = queries.find_stops(conn, state, filters, limit=page_size + 1,
                                       offset=(page - 1) * page_size)
-        resp.media = {
+        return {
             "page": page,
             "page_size": page_size,
             "has_next": len(rows) > page_size,
