@@ -56,8 +56,16 @@ def record_of(stack, import_id: int) -> dict:
 
 
 def wait_final(stack, import_id: int, timeout: float = 120) -> dict:
-    return wait_until(lambda: (record := record_of(stack, import_id))["status"] in FINAL
-                      and record, timeout=timeout, interval=0.3)
+    seen = []
+
+    def final():
+        seen[:] = [record_of(stack, import_id)]
+        return seen[0]["status"] in FINAL and seen[0]
+
+    try:
+        return wait_until(final, timeout=timeout, interval=0.3)
+    except AssertionError as error:
+        raise AssertionError(f"import {import_id} did not end: {seen}") from error
 
 
 def agency_names(stack) -> set[str]:

@@ -21,8 +21,10 @@ from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
+from sqlalchemy import text
 
 from services.admin import census, datasets, imports, mappings, reports, tokens
+from shared.db import advisory_key
 from shared.events import (
     ADMIN_SOURCE,
     CENSUS_FAILED,
@@ -154,6 +156,14 @@ class AdminService(OutboxRelay):
             return
         try:
             with self.db.begin() as conn:
+                if payload.get("state"):
+                    # One state's events one at a time: a stats_refreshed and
+                    # the dataset_loaded it covers, handled at once by two
+                    # workers (both queued while admin was down), would each
+                    # miss the other's uncommitted row and leave the import
+                    # `loaded` for good.
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": advisory_key(f"admin:follow:{payload['state']}")})
                 if event_type == STATS_REFRESHED:
                     imports.stats_refreshed(conn, payload)
                 elif event_type in (CENSUS_LOADED, CENSUS_FAILED):
