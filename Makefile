@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 BENCH_STOPS ?= 1000000
 
-.PHONY: run test lint bench bench-ingest bench-api bench-operator services db venv clean
+.PHONY: run test lint bench bench-ingest bench-api bench-operator screenshots services db venv clean
 
 venv: $(STAMP)
 
@@ -28,7 +28,8 @@ run: venv services db
 # suite runs in TEST_WORKERS processes (pytest-xdist), each with its own
 # database and vhost.
 TEST_WORKERS ?= 2
-test: venv services
+test: venv
+	ODP_NEED_BROWSER=1 bash scripts/ensure_services.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) $(if $(TIER),-m $(TIER))
 
 lint: venv
@@ -45,6 +46,11 @@ bench-api: venv services db
 
 bench-operator: venv services db
 	$(PY) -m bench.operator
+
+# Screenshots of the running site (make run) into docs/screenshots/; ODP_URL
+# names another site.
+screenshots: venv
+	$(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) data bench-data .pytest_cache .ruff_cache

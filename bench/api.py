@@ -14,7 +14,13 @@ the largest agency:
   times faster than the seed's SQL, cached p99 under 10 ms;
 - throughput of the cached stops/ endpoint under a load generator in
   separate processes (target: at least 1,500 requests per second on this
-  2-core machine).
+  2-core machine);
+- the website's page of the agency (`/nc/agencies/{id}/`): uncached and
+  cached with the endpoints, then its time to the first byte on a new
+  connection, uncached (target: median under 100 ms) and cached (target:
+  p99 under 10 ms), and the bytes a browser downloads for it: the HTML and
+  the /static/ files it links (site.css, site.js), gzip not assumed
+  (target: at most 300 KB).
 
     python -m bench.api --stops 1000000
 """
@@ -27,6 +33,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import signal
 import socket
 import statistics
@@ -58,6 +65,10 @@ UNCACHED_GAP = 0.1
 SEED_RATIO_TARGET = 30.0  # seed SQL time / uncached response time
 CACHED_P99_TARGET = 10.0  # ms
 THROUGHPUT_TARGET = 1500.0  # requests per second
+PAGE_UNCACHED_TARGET = 100.0  # ms to the first byte of the agency page, median
+PAGE_CACHED_TARGET = 10.0  # ms to the first byte of the agency page, p99
+PAGE_BYTES_TARGET = 300_000  # bytes a browser downloads for the agency page (300 KB)
+PAGE = "agency page"
 
 AGGREGATES = ("stops", "stops_by_reason", "searches", "searches_by_type", "use_of_force",
               "contraband_hit_rate", "stops_by_purpose_group", "arrests", "contraband_types")
@@ -208,6 +219,7 @@ def endpoints(agency_id: int) -> dict[str, str]:
         "agency list": f"/{STATE}/api/agency/",
         "facts": f"/{STATE}/api/facts/",
         "find a stop (page 1)": f"/{STATE}/api/stops/?agency={agency_id}",
+        PAGE: f"/{STATE}/agencies/{agency_id}/",
     }
 
 
@@ -250,6 +262,53 @@ def measure_cached(port: int, path: str, requests: int) -> list[float]:
     finally:
         connection.close()
     return seconds
+
+
+def first_byte(port: int, path: str) -> tuple[int, float, bytes]:
+    """(status, seconds to the first byte of the answer, body) of one GET on
+    a new connection, as a browser's first visit makes it (no gzip asked)."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: text/html\r\n"
+               "Connection: close\r\n\r\n").encode()
+    with socket.create_connection((HOST, port), timeout=60) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        started = time.perf_counter()
+        sock.sendall(request)
+        chunks = [sock.recv(65536)]
+        took = time.perf_counter() - started
+        if not chunks[0]:
+            raise ConnectionError(f"{path}: the server closed the connection")
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), took, body
+
+
+def measure_page(port: int, path: str, requests: int) -> dict:
+    """The agency page: time to the first byte uncached (each URL unique,
+    UNCACHED_GAP apart) and cached, and the bytes a browser downloads for it
+    (the HTML, then each /static/ file it links)."""
+    uncached, cached = [], []
+    for _ in range(requests):
+        busted = with_param(path, "_bench", uuid.uuid4().hex)
+        status, took, body = first_byte(port, busted)
+        if status != 200:
+            raise SystemExit(f"{busted} answered {status}: {body[:300]!r}")
+        uncached.append(took)
+        time.sleep(UNCACHED_GAP)
+    first_byte(port, path)  # fills the cache for this generation
+    for _ in range(requests):
+        status, took, html = first_byte(port, path)
+        if status != 200:
+            raise SystemExit(f"{path} answered {status}: {html[:300]!r}")
+        cached.append(took)
+    downloads = {"HTML": len(html)}
+    for asset in dict.fromkeys(re.findall(rb'(?:href|src)="(/static/[^"]+)"', html)):
+        status, body, _ = get(port, asset.decode())
+        if status != 200:
+            raise SystemExit(f"{asset.decode()} answered {status}")
+        downloads[asset.decode()] = len(body)
+    return {"uncached": uncached, "cached": cached, "downloads": downloads,
+            "bytes": sum(downloads.values())}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -431,6 +490,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed-runs", type=int, default=3)
     parser.add_argument("--uncached-rounds", type=int, default=5)
     parser.add_argument("--cached-requests", type=int, default=200)
+    parser.add_argument("--page-requests", type=int, default=30,
+                        help="agency page requests timed to the first byte, each way")
     parser.add_argument("--load-processes", type=int, default=4)
     parser.add_argument("--load-threads", type=int, default=2)
     parser.add_argument("--load-seconds", type=float, default=10.0)
@@ -490,6 +551,7 @@ def main(argv=None) -> int:
         cached = {name: measure_cached(port, path, args.cached_requests)
                   for name, path in paths.items()}
         _, stops_body, _ = get(port, paths["stops/"])
+        page = measure_page(port, paths[PAGE], args.page_requests)
 
         hits_before = memcached_hits(config)
         load = throughput(port, paths["stops/"], args.load_processes, args.load_threads,
@@ -517,12 +579,23 @@ def main(argv=None) -> int:
           f"{args.cached_requests} sequential requests of one client after one that fills "
           "the cache)")
 
+    page_uncached = statistics.median(page["uncached"]) * 1000
+    page_cached = percentile(page["cached"], 0.99) * 1000
+    print(f"\n{PAGE} {paths[PAGE]}: first byte on a new connection, uncached median "
+          f"{page_uncached:.1f} ms (p99 {percentile(page['uncached'], 0.99) * 1000:.1f}), "
+          f"cached median {statistics.median(page['cached']) * 1000:.2f} ms (p99 "
+          f"{page_cached:.2f}); {args.page_requests} requests each")
+    print(f"  a browser downloads {page['bytes']:,} bytes for it, gzip not assumed: "
+          + ", ".join(f"{name} {size:,}" for name, size in page["downloads"].items()))
+
     stops_uncached = statistics.median(uncached["stops/"])
     ratio = seed_best / stops_uncached
     aggregate_names = [f"{name}/" for name in AGGREGATES]
     worst_name = max(aggregate_names, key=lambda name: statistics.median(uncached[name]))
     worst_ratio = seed_best / statistics.median(uncached[worst_name])
-    worst_p99_name = max(paths, key=lambda name: percentile(cached[name], 0.99))
+    # The API's endpoints; the page has target lines of its own.
+    worst_p99_name = max((name for name in paths if name != PAGE),
+                         key=lambda name: percentile(cached[name], 0.99))
     worst_p99 = percentile(cached[worst_p99_name], 0.99) * 1000
 
     print(f"\nseed per-request SQL (race + ethnicity queries): best {seed_best * 1000:.0f} ms, "
@@ -552,6 +625,13 @@ def main(argv=None) -> int:
           f"(at least {THROUGHPUT_TARGET:,.0f}, none failing)")
     print(f"  {verdict(refresh_seconds < refresh_target)}  stats refresh {refresh_seconds:.1f}s "
           f"(under {refresh_target:.0f}s for {total_stops:,} stops)")
+    print(f"  {verdict(page_uncached < PAGE_UNCACHED_TARGET)}  {PAGE} uncached: first byte "
+          f"after {page_uncached:.1f} ms, median (under {PAGE_UNCACHED_TARGET:.0f} ms)")
+    print(f"  {verdict(page_cached < PAGE_CACHED_TARGET)}  {PAGE} cached: first byte after "
+          f"{page_cached:.2f} ms, p99 (under {PAGE_CACHED_TARGET:.0f} ms)")
+    print(f"  {verdict(page['bytes'] <= PAGE_BYTES_TARGET)}  {PAGE}: {page['bytes'] / 1000:,.1f} "
+          f"KB downloaded, HTML + CSS + JS without gzip (at most "
+          f"{PAGE_BYTES_TARGET / 1000:.0f} KB)")
     engine.dispose()
     return 0
 

@@ -107,12 +107,15 @@ class Supervisor:
 
 
 def ensure_env_file(path: Path = ROOT / ".env") -> None:
-    """Give a new checkout an operator token (the operator API reads it)."""
-    if path.exists() and "ODP_ADMIN_TOKENS" in path.read_text():
-        return
-    token = secrets.token_urlsafe(24)
+    """Give a new checkout an operator token (the operator API reads it) and
+    the key that signs the operator pages' cookies."""
+    text = path.read_text() if path.exists() else ""
     with open(path, "a") as handle:
-        handle.write(f"ODP_ADMIN_TOKENS={token}\nODP_TOKEN={token}\n")
+        if "ODP_ADMIN_TOKENS" not in text:
+            token = secrets.token_urlsafe(24)
+            handle.write(f"ODP_ADMIN_TOKENS={token}\nODP_TOKEN={token}\n")
+        if "ODP_WEB_SECRET" not in text:
+            handle.write(f"ODP_WEB_SECRET={secrets.token_urlsafe(32)}\n")
 
 
 def samples() -> dict[str, Path]:

@@ -59,4 +59,10 @@ if ! port_open 11211; then
   wait_port memcached 11211
 fi
 
+# Chromium, for the website's browser tests (Debian's package: Playwright
+# drives it; no browser is downloaded). Only `make test` asks for it.
+if [ "${ODP_NEED_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
+  install chromium
+fi
+
 echo "PostgreSQL, RabbitMQ and memcached are running"

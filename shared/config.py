@@ -58,6 +58,9 @@ class Config:
     # How long the gateway waits for the admin service's answer: long enough
     # for the slowest operator call, short enough to report a stopped admin.
     admin_rpc_timeout: float = 15.0
+    # Signs the operator pages' session cookies and form tokens; every
+    # gateway process must share it (make run writes one into .env).
+    web_secret: str = ""
     # Packages of states defined outside shared/states.py (a test-only state):
     # each service's process imports them before it builds its handlers.
     state_packages: tuple[str, ...] = ()
@@ -99,6 +102,7 @@ class Config:
             download_timeout=float(get("DOWNLOAD_TIMEOUT", default.download_timeout)),
             state_packages=_list(get("ODP_STATE_PACKAGES")),
             admin_rpc_timeout=float(get("ADMIN_RPC_TIMEOUT", default.admin_rpc_timeout)),
+            web_secret=get("ODP_WEB_SECRET", ""),
         )
 
     def with_changes(self, **changes) -> Config:
@@ -137,5 +141,5 @@ ENVIRONMENT_NAMES = {
     "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
     "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
     "download_timeout": "DOWNLOAD_TIMEOUT", "state_packages": "ODP_STATE_PACKAGES",
-    "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT",
+    "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT", "web_secret": "ODP_WEB_SECRET",
 }

@@ -207,6 +207,37 @@ def town(config, engine, release, client) -> dict[str, int]:
     return agency_ids(client)
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's Chromium under Playwright, launched once per test process."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """browser_page(width=1280) -> a fresh page in a context of its own, with
+    `page.problems` listing console errors and failed requests."""
+    from tests.support.browser import watched_page
+
+    contexts = []
+
+    def open_page(width: int = 1280, height: int = 900):
+        context = chromium.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        return watched_page(context)
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
 @pytest.fixture
 def file_server():
     server = FileServer()
@@ -305,6 +336,8 @@ def start_service(config, engine, clean_vhost):
         service.terminate()
     for service in started:
         service.wait_stopped()
+        # Shown by pytest only when the test failed: what each service said.
+        print(f"----- {service.module} -----\n{service.log()[-6000:]}")
     leave_nothing_behind(engine)
 
 

@@ -34,7 +34,7 @@ GATEWAY_APP = "services.gateway.wsgi:app"
 # Settings that must never sit in a ConfigMap, where anyone who can read
 # the namespace's configuration sees them.
 SECRET_SETTINGS = {"DATABASE_URL", "AMQP_URI", "NC_FTP_PASSWORD", "ODP_ADMIN_TOKENS",
-                   "CENSUS_API_KEY"}
+                   "CENSUS_API_KEY", "ODP_WEB_SECRET"}
 # Workloads that run their upstream images, not the platform's.
 BACKING_WORKLOADS = {"postgres", "rabbitmq", "memcached"}
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}

@@ -18,6 +18,8 @@ from services.gateway.caching import ResponseCache
 from services.gateway.resources.service import OpenApi
 from services.gateway.routes import operator_routes, service_routes, state_routes
 from services.gateway.routing import ServedStates, TrailingSlashRedirect
+from services.gateway.web.rendering import STATIC, PageHeaders
+from services.gateway.web.routes import web_routes
 from shared.config import Config
 
 
@@ -28,6 +30,7 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
         TrailingSlashRedirect(router),
         ServedStates(deps.engine),
         ResponseCache(deps.cache),
+        PageHeaders(),
     ])
     errors.install(app)
     routes = [*state_routes(deps.engine), *operator_routes(deps.admin),
@@ -35,4 +38,8 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
     for route in routes:
         app.add_route(route.template, route.resource)
     app.add_route(openapi.DOCUMENT_PATH, OpenApi(openapi.document(routes)))
+    # The website: not part of the API's document.
+    for route in web_routes(deps, config):
+        app.add_route(route.template, route.resource)
+    app.add_static_route("/static", str(STATIC))
     return app

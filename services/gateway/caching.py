@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from pathlib import Path
 
 import falcon
 from pymemcache.exceptions import MemcacheError
@@ -24,6 +25,23 @@ from services.gateway.csv_bodies import set_csv_headers, wants_csv
 log = logging.getLogger(__name__)
 
 MAX_AGE = 60
+
+
+def _code_version() -> str:
+    """A digest of the code that renders what is cached (the gateway's
+    Python files, templates and static files): a new version of the gateway
+    never serves, or answers 304 for, what an older one rendered for the
+    same generation."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".html", ".css", ".js") and path.is_file():
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+CODE_VERSION = _code_version()
 # Old generations' entries are never read again; this only bounds how long
 # they take memory before memcached's LRU would evict them anyway.
 ENTRY_SECONDS = 24 * 3600
@@ -53,12 +71,12 @@ class ResponseCache:
         csv = getattr(resource, "csv", False) and wants_csv(req)
         uri = req.relative_uri + ("\ncsv" if csv else "")
         req.context.etag = (f"{state}-{generation.number}-"
-                            f"{_digest(state, generation.tag, uri)[:20]}")
+                            f"{_digest(state, generation.tag, CODE_VERSION, uri)[:20]}")
         if _matches(req.context.etag, req.if_none_match):
             resp.status = falcon.HTTP_304
             resp.complete = True
             return
-        key = f"odp:{state}:{generation.tag}:{_digest(uri)[:40]}"
+        key = f"odp:{state}:{generation.tag}:{CODE_VERSION}:{_digest(uri)[:40]}"
         body = self._get(key)
         if body is not None:
             resp.data = body

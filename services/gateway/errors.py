@@ -120,10 +120,17 @@ def handle_unexpected(req, resp, error: Exception, params) -> None:
 
 
 def serialize_error(req, resp, error: falcon.HTTPError) -> None:
-    """Every error as JSON with a plain reason phrase as its title."""
+    """Every error as JSON with a plain reason phrase as its title; on the
+    website's pages, the same as a page."""
+    from services.gateway.web.rendering import environment, is_page
+
     status = error.status_code
     body = {"title": HTTPStatus(status).phrase,
             "description": error.description or DEFAULT_DESCRIPTIONS.get(status, "")}
+    if is_page(req):
+        resp.text = environment.get_template("error.html").render(**body)
+        resp.content_type = "text/html; charset=utf-8"
+        return
     body.update(getattr(error, "details", {}))
     resp.data = json.dumps(body).encode()
     resp.content_type = falcon.MEDIA_JSON

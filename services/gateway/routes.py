@@ -27,7 +27,8 @@ from services.gateway.resources.stops import FindStops
 from services.gateway.validation import MAX_ID
 from shared.config import Config
 
-AGENCY = f"/{{state}}/api/agency/{{agency_id:int(min=1, max={MAX_ID})}}/"
+AGENCY_ID = f"{{agency_id:int(min=1, max={MAX_ID})}}"
+AGENCY = f"/{{state}}/api/agency/{AGENCY_ID}/"
 STATEWIDE = "/{state}/api/statewide/"
 
 
