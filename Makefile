@@ -29,7 +29,7 @@ run: venv services db
 # database and vhost.
 TEST_WORKERS ?= 2
 test: venv
-	ODP_NEED_BROWSER=1 bash scripts/ensure_services.sh
+	$(if $(filter unit interface,$(TIER)),,ODP_NEED_BROWSER=1) bash scripts/ensure_services.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) $(if $(TIER),-m $(TIER))
 
 lint: venv

@@ -111,6 +111,8 @@ def ensure_env_file(path: Path = ROOT / ".env") -> None:
     the key that signs the operator pages' cookies."""
     text = path.read_text() if path.exists() else ""
     with open(path, "a") as handle:
+        if text and not text.endswith("\n"):
+            handle.write("\n")
         if "ODP_ADMIN_TOKENS" not in text:
             token = secrets.token_urlsafe(24)
             handle.write(f"ODP_ADMIN_TOKENS={token}\nODP_TOKEN={token}\n")

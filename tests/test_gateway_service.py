@@ -172,3 +172,17 @@ def test_openapi_lists_every_route_with_its_parameters(client):
     assert stops["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100,
                                             "default": 25}
     assert stops["race"]["schema"]["enum"] == ["A", "B", "I", "U", "W"]
+
+
+def test_a_path_starting_with_two_slashes_is_not_sent_to_another_site(client):
+    response = client.simulate_get("//evil.example")
+    assert not (response.headers.get("Location") or "").startswith("//")
+    assert client.simulate_get("//evil.example/api/facts").status_code == 404
+
+
+def test_a_page_answered_304_still_carries_its_security_headers(client, town):
+    first = client.simulate_get("/nc/")
+    assert first.status_code == 200
+    again = client.simulate_get("/nc/", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304
+    assert "script-src 'self'" in again.headers["Content-Security-Policy"]

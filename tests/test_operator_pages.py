@@ -150,8 +150,13 @@ def test_without_a_web_secret_each_process_signs_with_its_own_and_warns(caplog):
     digest = token_digest("a token")
     assert first.session_digest(first.session_value(digest)) == digest
     assert second.session_digest(first.session_value(digest)) is None
-    assert Signer.from_config(Config(web_secret="shared")).session_digest(
-        Signer(b"shared").session_value(digest)) == digest
+    shared = "a-shared-secret-of-some-length"
+    assert Signer.from_config(Config(web_secret=shared)).session_digest(
+        Signer(shared.encode()).session_value(digest)) == digest
+    # The example's placeholder, or a short secret, is not used.
+    for weak in ("CHANGE-ME-web-secret", "short"):
+        assert Signer.from_config(Config(web_secret=weak)).session_digest(
+            Signer(weak.encode()).session_value(digest)) is None
 
 
 def test_sign_in_sets_a_signed_session_cookie_that_holds_no_token(pages):

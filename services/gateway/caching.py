@@ -28,16 +28,19 @@ MAX_AGE = 60
 
 
 def _code_version() -> str:
-    """A digest of the code that renders what is cached (the gateway's
-    Python files, templates and static files): a new version of the gateway
-    never serves, or answers 304 for, what an older one rendered for the
-    same generation."""
-    root = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".html", ".css", ".js") and path.is_file():
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(path.read_bytes())
+    """A digest of the code that renders what is cached (the gateway's and
+    shared/'s Python files, templates and static files, and the template
+    engine's version): a new version never serves, or answers 304 for, what
+    an older one rendered for the same generation."""
+    from importlib.metadata import version
+
+    gateway = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"{version('Jinja2')} {version('MarkupSafe')}".encode())
+    for root in (gateway, gateway.parent.parent / "shared"):
+        for path in sorted(root.rglob("*")):
+            if path.suffix in (".py", ".html", ".css", ".js") and path.is_file():
+                digest.update(path.relative_to(root.parent).as_posix().encode())
+                digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -25,7 +25,8 @@ class TrailingSlashRedirect:
 
     def process_request(self, req, resp) -> None:
         path = req.path
-        if path.endswith("/") or self.router.find(path) is not None:
+        # "//host/..." as a Location would send the browser to another site.
+        if path.endswith("/") or path.startswith("//") or self.router.find(path) is not None:
             return
         if self.router.find(path + "/") is not None:
             location = req.root_path + quote(path + "/")

@@ -15,6 +15,11 @@ WIDTH, HEIGHT = 640, 280
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 16, 76
 RACE_SERIES = (("white", "White"), ("black", "Black"), ("asian", "Asian"),
                ("native_american", "Native American"), ("other", "Other"))
+# md and il record one combined code: a Hispanic driver has no race, so the
+# bars show Hispanic as a group of its own (API.md).
+COMBINED_SERIES = (("white", "White"), ("black", "Black"), ("hispanic", "Hispanic"),
+                   ("asian", "Asian"), ("native_american", "Native American"),
+                   ("other", "Other"))
 
 
 def _nice_top(value: float) -> float:
@@ -50,13 +55,14 @@ def _svg(title: str, description: str, parts: list[str]) -> Markup:
 
 
 def count_chart(rows: list[dict], title: str, group: str | None = None,
-                period: str = "year") -> Markup:
-    """Drivers by race: per period, or (`group`) per group over all periods."""
+                period: str = "year", series=RACE_SERIES) -> Markup:
+    """Drivers by race (`series`: key, label): per period, or (`group`) per
+    group over all periods."""
     categories: dict[str, dict[str, int]] = {}
     for row in rows:
         name = str(row[group] if group else row[period])
-        totals = categories.setdefault(name, dict.fromkeys(key for key, _ in RACE_SERIES))
-        for key, _ in RACE_SERIES:
+        totals = categories.setdefault(name, dict.fromkeys(key for key, _ in series))
+        for key, _ in series:
             totals[key] = (totals[key] or 0) + row.get(key, 0)
     if not categories:
         return _svg(title, "No stops in this range.", [
@@ -65,11 +71,11 @@ def count_chart(rows: list[dict], title: str, group: str | None = None,
     top = _nice_top(max(max(values.values()) for values in categories.values()))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_width / len(categories)
-    bar = max(1.0, slot * 0.8 / len(RACE_SERIES))
+    bar = max(1.0, slot * 0.8 / len(series))
     parts = _axis(top)
     for index, (name, values) in enumerate(categories.items()):
         x0 = LEFT + index * slot + slot * 0.1
-        for number, (key, label) in enumerate(RACE_SERIES):
+        for number, (key, label) in enumerate(series):
             height = plot_height * values[key] / top
             parts.append(
                 f'<rect class="bar s{number}" x="{x0 + number * bar:.1f}" '
@@ -83,15 +89,15 @@ def count_chart(rows: list[dict], title: str, group: str | None = None,
                      if len(name) > 6 else ' text-anchor="middle"')
             parts.append(f'<text class="label" x="{x:.1f}" y="{y}"{slant}>'
                          f'{escape(name if len(name) <= 16 else name[:15] + "…")}</text>')
-    parts += _legend()
+    parts += _legend(series)
     return _svg(title, f"Bars of drivers by race for each {group or period}, "
                 f"{len(categories)} in all; the table below has the numbers.", parts)
 
 
-def _legend() -> list[str]:
+def _legend(series) -> list[str]:
     parts = []
-    for number, (_, label) in enumerate(RACE_SERIES):
-        x = LEFT + number * 112
+    for number, (_, label) in enumerate(series):
+        x = LEFT + number * 96
         parts.append(f'<rect class="s{number}" x="{x}" y="{HEIGHT - 22}" width="10" '
                      f'height="10"/><text class="legend" x="{x + 14}" y="{HEIGHT - 13}">'
                      f'{label}</text>')

@@ -62,6 +62,7 @@ SIGN_IN_PAGE = "/admin/"
 DATASETS_PAGE = "/admin/datasets/"
 # A whole posted form: the largest CSV the operator API takes, and the rest.
 MAX_FORM_BYTES = MAX_CSV_BYTES + 64 * 1024
+SIGN_IN_FORM_BYTES = 16 * 1024
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -75,8 +76,12 @@ class Signer:
 
     @classmethod
     def from_config(cls, config) -> Signer:
-        if config.web_secret:
-            return cls(config.web_secret.encode())
+        secret = config.web_secret
+        if len(secret) >= 16 and "CHANGE-ME" not in secret:
+            return cls(secret.encode())
+        if secret:
+            log.error("ODP_WEB_SECRET is too short or still the example's placeholder; "
+                      "it is not used")
         log.warning("ODP_WEB_SECRET is not set: the operator pages sign sessions with a random "
                     "secret of this process; sessions end when it stops and are refused by "
                     "other gunicorn workers. Set ODP_WEB_SECRET (the same in every process).")
@@ -135,8 +140,10 @@ def foreign_origin(req) -> bool:
 
 def set_cookie(req, resp, name: str, value: str, max_age: int | None,
                expires: datetime | None = None) -> None:
+    # Secure also behind a proxy that ends TLS and says so (X-Forwarded-Proto).
+    secure = "https" in (req.scheme, req.forwarded_scheme)
     resp.set_cookie(name, value, max_age=max_age, expires=expires, path=COOKIE_PATH,
-                    http_only=True, same_site="Strict", secure=req.scheme == "https")
+                    http_only=True, same_site="Strict", secure=secure)
 
 
 def clear_cookie(req, resp, name: str) -> None:
@@ -156,11 +163,11 @@ class FormTooLarge(Exception):
     pass
 
 
-def read_form(req) -> dict[str, Any]:
+def read_form(req, limit: int = MAX_FORM_BYTES) -> dict[str, Any]:
     """A posted form's fields: text, or bytes for a file field (multipart).
     Anything that is not a readable form is an empty form (and so fails
     the csrf check)."""
-    if (req.content_length or 0) > MAX_FORM_BYTES:
+    if (req.content_length or 0) > limit:
         raise FormTooLarge
     kind = (req.content_type or "").partition(";")[0].strip().lower()
     try:
@@ -283,7 +290,8 @@ class SignIn(OperatorPage):
         no_store(resp)
         cookie = req.cookies.get(SIGN_IN_COOKIE)
         try:
-            form = read_form(req)
+            # Nobody is signed in yet: a token and a csrf field, no more.
+            form = read_form(req, SIGN_IN_FORM_BYTES)
         except FormTooLarge:
             form = {}
         if (foreign_origin(req) or not self.signer.sign_in_token_ok(cookie)

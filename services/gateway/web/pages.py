@@ -19,7 +19,7 @@ from services.gateway.resources.stops import FindStops
 from services.gateway.validation import AggregateQuery, check_scope, load, period_bound
 from services.gateway.web import charts
 from services.gateway.web.rendering import HTML, render
-from shared.states import NC_ACTIONS, STATES
+from shared.states import COMBINED, NC_ACTIONS, STATES
 
 # What each chart counts, as the page says it (API.md).
 MEANINGS = {
@@ -156,8 +156,9 @@ def _tables(body) -> list[tuple[str, list[dict]]]:
 def _section(state, agency_id, name: str, body, params: dict) -> dict:
     group = GROUP_KEYS.get(name)
     first_list = body if isinstance(body, list) else next(iter(body.values()))
+    series = charts.COMBINED_SERIES if state.race_family == COMBINED else charts.RACE_SERIES
     return {"name": name, "title": TITLES[name], "meaning": MEANINGS[name],
-            "chart": charts.count_chart(first_list, TITLES[name], group),
+            "chart": charts.count_chart(first_list, TITLES[name], group, series=series),
             "tables": _tables(body), "csv": _csv_link(state, agency_id, name, params)}
 
 
@@ -214,7 +215,7 @@ class FindAStop(StatePages):
             "ethnicity", "page")}
         chosen = {name: req.get_param_as_list(name) or [] for name in ("purpose", "action")}
         problems, results = {}, None
-        if req.params:
+        if "agency" in req.params:
             by_name = {agency["name"].lower(): agency["id"] for agency in agencies}
             agency_id = by_name.get(form["agency"].strip().lower())
             if agency_id is None:

@@ -37,7 +37,9 @@ class PageHeaders:
     """Middleware: the security headers of every HTML answer."""
 
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
-        if (resp.content_type or "").startswith("text/html"):
+        # A 304 has no content type; its resource says it is a page.
+        if ((resp.content_type or "").startswith("text/html")
+                or getattr(resource, "media_type", None) == HTML):
             resp.set_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             resp.set_header("X-Content-Type-Options", "nosniff")
             resp.set_header("Referrer-Policy", "same-origin")
