@@ -271,8 +271,8 @@ def run_stack(config: Config) -> int:
                 return
         import_samples(config, say)
         load_sample_census(config, say)
-        say(f"the platform is running: http://localhost:{config.port}/nc/api/facts/ "
-            "(Ctrl-C stops it)")
+        say(f"the platform is running: http://localhost:{config.port}/ (the website; "
+            f"/openapi.json lists the API; Ctrl-C stops it)")
 
     threading.Thread(target=bring_up, daemon=True).start()
     supervisor.watch()
