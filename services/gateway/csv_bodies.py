@@ -50,13 +50,11 @@ def set_csv_headers(req, resp) -> None:
 def _flat(row: dict) -> dict:
     flat = {}
     for key, value in row.items():
-        if isinstance(value, dict) and set(value) == {"value", "low", "high"}:
+        if isinstance(value, dict):
+            # An interval; a null one leaves its three columns (named by the
+            # resource's header) empty.
             flat[key], flat[f"{key}_low"], flat[f"{key}_high"] = (
                 value["value"], value["low"], value["high"])
-        elif isinstance(value, dict) or value is None and key.endswith("_ratio") \
-                or value is None and key.endswith("_rate"):
-            # A null interval still takes its three columns.
-            flat[key] = flat[f"{key}_low"] = flat[f"{key}_high"] = None
         else:
             flat[key] = value
     return flat
@@ -73,8 +71,8 @@ def rows_of(body) -> list[dict]:
 
 
 def to_csv(body, header: list[str] | None = None) -> str:
-    """The CSV text of `body`; `header` names the columns when the body may
-    have no row to take them from."""
+    """The CSV text of `body`; `header` names the columns in order, also
+    when the body has no row to take them from (rows add any it lacks)."""
     rows = rows_of(body)
     out = io.StringIO()
     header = list(header or [])

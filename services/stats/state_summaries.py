@@ -65,7 +65,11 @@ NO_ARRESTS = """
        false AS arrested,
        0::smallint AS contraband_types,"""
 
-MD_SUMMARY = f"""
+def dated_combined_summary(schema: str) -> str:
+    """The summary of a state with one row per stop in `<schema>.stop`: a
+    `date`, a combined race code, `searched` and `contraband` booleans and an
+    `officer_id` (md; a state package may use it too)."""
+    return f"""
 CREATE TABLE {{table}} AS
 SELECT agency_id,
        officer_id,
@@ -75,9 +79,12 @@ SELECT agency_id,
        searched,{NOTHING_MORE}
        (searched AND contraband) AS contraband,{NO_ARRESTS}
        count(*)::integer AS stops
-FROM md.stop
+FROM {schema}.stop
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 """
+
+
+MD_SUMMARY = dated_combined_summary("md")
 
 IL_SUMMARY = f"""
 CREATE TABLE {{table}} AS

@@ -158,15 +158,6 @@ CHAIN_ROLLUPS = tuple(table for table, source, *_ in COUNT_TABLES
                       if source is not None and table not in SIDE_ROLLUPS)
 
 
-def build(conn, state: str) -> None:
-    """Build the state's summaries under their building names, one after
-    the other (refresh.py builds them on two connections at once)."""
-    build_summary(conn, state)
-    finish_summary(conn, state)
-    build_rollups(conn, state, CHAIN_ROLLUPS + SIDE_ROLLUPS)
-    build_agencies(conn, state)
-
-
 def outdated(conn, state: str) -> bool:
     """Whether the state's live tables are of an older build than this code
     reads (a table missing, or the summary's columns not SUMMARY_COLUMNS): a

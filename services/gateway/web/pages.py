@@ -11,9 +11,9 @@ from urllib.parse import urlencode
 import falcon
 
 from services.gateway import queries
-from services.gateway.errors import BadParameter, NotFound
-from services.gateway.resources.agencies import require_agency
-from services.gateway.resources.aggregates import AGGREGATES, Aggregate
+from services.gateway.errors import BadParameter
+from services.gateway.resources.agencies import EveryState, require_agency
+from services.gateway.resources.aggregates import AGGREGATES, Aggregate, Count
 from services.gateway.resources.analytics import Disparities, Officers
 from services.gateway.resources.stops import FindStops
 from services.gateway.validation import AggregateQuery, check_scope, load, period_bound
@@ -42,28 +42,16 @@ TITLES = {
     "contraband_hit_rate": "Contraband hit rate", "stops_by_purpose_group":
     "Stops by purpose group", "arrests": "Arrests", "contraband_types": "Contraband types",
 }
-GROUP_KEYS = {"stops_by_reason": "purpose", "searches_by_type": "search_type",
-              "stops_by_purpose_group": "purpose_group", "contraband_types": "contraband_type"}
 
 
-def _state(code: str):
-    state = STATES.get(code)
-    if state is None:
-        raise NotFound(f"there is no state {code!r}")
-    return state
-
-
-class StatePages:
-    """Pages of one state: the API's state check and cache apply to them."""
+class StatePages(EveryState):
+    """Pages of one state: the API's state check (routing.ServedStates, which
+    also refuses an unknown state) and cache apply to them."""
 
     media_type = HTML
 
     def __init__(self, engine):
         self.engine = engine
-
-    @property
-    def states(self) -> tuple[str, ...]:
-        return tuple(STATES)
 
 
 class Home:
@@ -78,7 +66,7 @@ class Home:
 
 class StatePage(StatePages):
     def on_get(self, req, resp, state: str) -> None:
-        known = _state(state)
+        known = STATES[state]
         scope = queries.Scope(known)
         with self.engine.connect() as conn:
             facts = queries.facts(conn, state)
@@ -96,7 +84,7 @@ class AgencySearch(StatePages):
     are listed."""
 
     def on_get(self, req, resp, state: str) -> None:
-        known = _state(state)
+        known = STATES[state]
         wanted = (req.get_param("q") or "").strip()
         with self.engine.connect() as conn:
             agencies = queries.agencies(conn, state)
@@ -110,7 +98,7 @@ class AgencySearch(StatePages):
 
 class AgencyPage(StatePages):
     def on_get(self, req, resp, state: str, agency_id: int) -> None:
-        known = _state(state)
+        known = STATES[state]
         try:
             query = load(AggregateQuery(), req.params)
             check_scope(known, agency_id, query)
@@ -154,7 +142,8 @@ def _tables(body) -> list[tuple[str, list[dict]]]:
 
 
 def _section(state, agency_id, name: str, body, params: dict) -> dict:
-    group = GROUP_KEYS.get(name)
+    counts = AGGREGATES[name].body
+    group = (counts if isinstance(counts, Count) else next(iter(counts.values()))).group
     first_list = body if isinstance(body, list) else next(iter(body.values()))
     series = charts.COMBINED_SERIES if state.race_family == COMBINED else charts.RACE_SERIES
     return {"name": name, "title": TITLES[name], "meaning": MEANINGS[name],
@@ -207,7 +196,7 @@ class FindAStop(StatePages):
         return FindStops(self.engine).states
 
     def on_get(self, req, resp, state: str) -> None:
-        known = _state(state)
+        known = STATES[state]
         with self.engine.connect() as conn:
             agencies = queries.agencies(conn, state)
         form = {name: req.get_param(name) or "" for name in (
