@@ -18,19 +18,23 @@ ENV PYTHONUNBUFFERED=1 \
     DATA_DIR=/data \
     PORT=8000
 
-RUN useradd --create-home --uid 10001 --user-group odp \
+# A fixed uid and gid, 10001, that the Kubernetes manifests' runAsUser and
+# runAsGroup name; USER below gives them as numbers so that runAsNonRoot can
+# check them without reading the image's /etc/passwd.
+RUN groupadd --gid 10001 odp \
+    && useradd --create-home --uid 10001 --gid odp odp \
     && mkdir -p /data \
     && chown odp:odp /data
 
 WORKDIR /app
 
-# The pinned dependencies get a layer of their own, keyed on pyproject.toml
-# only, so a code change does not reinstall them.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+# The dependencies get a layer of their own, keyed on requirements.lock only,
+# so a code change does not reinstall them. The lock pins every package,
+# transitive ones included, with the hashes of its files (`make lock` writes
+# it from pyproject.toml): pip refuses any file whose hash is not there and any
+# dependency that the lock does not pin.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 
 COPY . .
 # Editable, not a plain `pip install .`: `odp db setup` finds alembic.ini and
@@ -41,7 +45,7 @@ COPY . .
 RUN pip install --no-deps --editable . \
     && python -m compileall -q shared services odp migrations
 
-USER odp
+USER 10001:10001
 VOLUME ["/data"]
 EXPOSE 8000
 
