@@ -158,9 +158,12 @@ def start_gateway(config: Config, port: int, workers: int, worker_class: str,
     environ["MEMCACHED_SERVERS"] = ",".join(config.memcached_servers)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "wb")
-    # No control socket: its default path is shared by every gunicorn of the
-    # user, and other people start gunicorns on this machine.
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", worker_class,
+    # As deployed: the gateway's gunicorn conf (access log on, metrics in
+    # multiprocess mode). No control socket: its default path is shared by
+    # every gunicorn of the user, and other people start gunicorns here.
+    command = [sys.executable, "-m", "gunicorn",
+               "--config", "python:services.gateway.gunicorn_conf",
+               "-w", str(workers), "-k", worker_class,
                "-b", f"{HOST}:{port}", "--no-control-socket", "services.gateway.wsgi:app"]
     process = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -3,6 +3,7 @@
 Development and local operation:
 
     odp db setup                        create the database and roles, migrate
+    odp db wait [--reader] [--timeout S] wait for the schema to be migrated
     odp ingest nc --url URL [--dest DIR] [--min-stop-id A --max-stop-id B]
     odp facts STATE                     a state's landing-page facts
     odp run                             the whole stack, as `make run` starts it
@@ -52,6 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_commands.add_parser(
         "setup", help="create the database and roles if missing and run the migrations")
+    wait = db_commands.add_parser(
+        "wait", help="wait until the database's schema is at this code's migrations",
+        description="Exit 0 once the database's schema is at the newest migration of this "
+                    "code (after `odp db setup`), 1 after the timeout: a container's start "
+                    "waits here for the migrate Job.")
+    wait.add_argument("--reader", action="store_true",
+                      help="connect with the gateway's read-only login (READER_DATABASE_URL)")
+    wait.add_argument("--timeout", type=float, default=600, metavar="SECONDS",
+                      help="give up after this long (default 600)")
 
     ingest = commands.add_parser(
         "ingest", help="load a state's release here, in this process",
@@ -218,7 +228,12 @@ def main(argv=None) -> int:
     # States defined outside the code base count among the choices.
     load_state_packages(config.state_packages, "ingest")
     args = build_parser().parse_args(argv)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, log_format=config.log_format)
+    if args.command == "db" and args.db_command == "wait":
+        from shared.dbsetup import wait_for_schema
+
+        url = config.reader_url() if args.reader else config.database_url
+        return 0 if wait_for_schema(url, args.timeout) else 1
     if args.command == "db":
         from shared.dbsetup import setup
 

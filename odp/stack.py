@@ -6,6 +6,11 @@ fixture served like the Census API when no CENSUS_API_KEY is set).
 
 Each child's output is printed with its name in front; a child that dies is
 started again after a growing pause; Ctrl-C stops them all.
+
+The gateway answers /metrics on its port (gunicorn_conf.py sums its
+workers' metrics). With METRICS_PORT set, the gateway answers /metrics on
+that port instead, and the nameko services serve theirs on the ports after
+it (ingest METRICS_PORT+1, stats +2, admin +3, census +4).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from shared.tables import census_profiles, generations, import_runs
 ROOT = Path(__file__).resolve().parent.parent
 NAMEKO_READY = "services ready"
 GUNICORN_READY = "Listening at: "
+GUNICORN_CONF = "python:services.gateway.gunicorn_conf"
 LOCAL_CENSUS_PORT = 8391
 COLORS = ("36", "33", "35", "32", "34", "31")
 
@@ -42,6 +48,8 @@ class Child:
     argv: list[str]
     color: str
     ready_mark: str = NAMEKO_READY
+    # Settings of this child alone, over the supervisor's environment.
+    environ: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     failures: int = 0
@@ -64,7 +72,7 @@ class Supervisor:
         child.ready.clear()
         child.started_at = time.monotonic()
         child.process = subprocess.Popen(
-            child.argv, cwd=ROOT, env=self.environ, stdout=subprocess.PIPE,
+            child.argv, cwd=ROOT, env=self.environ | child.environ, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, bufsize=1,
             start_new_session=True)  # Ctrl-C reaches the supervisor, which stops them
         threading.Thread(target=self._pump, args=(child, child.process), daemon=True).start()
@@ -238,15 +246,23 @@ def run_stack(config: Config) -> int:
         # No key for the Census Bureau: the bundled fixture, served the same way.
         config = config.with_changes(census_api_url=f"http://127.0.0.1:{LOCAL_CENSUS_PORT}")
     environ = config.as_environ()
+    binds = ["--bind", f"127.0.0.1:{config.port}"]
+    if config.metrics_port:
+        binds += ["--bind", f"127.0.0.1:{config.metrics_port}"]
     children = [
         Child("ingest", [sys.executable, "-m", "services.ingest"], COLORS[0]),
         Child("stats", [sys.executable, "-m", "services.stats"], COLORS[1]),
         Child("admin", [sys.executable, "-m", "services.admin"], COLORS[3]),
         Child("census", [sys.executable, "-m", "services.census"], COLORS[4]),
-        Child("gateway", [sys.executable, "-m", "gunicorn", "--workers", "2",
-                          "--bind", f"127.0.0.1:{config.port}", "--access-logfile", "-",
-                          "services.gateway.wsgi:app"], COLORS[2], GUNICORN_READY),
+        # The conf: metrics summed over the workers, LOG_FORMAT, the access log.
+        Child("gateway", [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONF,
+                          "--workers", "2", *binds, "services.gateway.wsgi:app"],
+              COLORS[2], GUNICORN_READY),
     ]
+    if config.metrics_port:
+        # One port each: they would all ask for the same one.
+        for offset, child in enumerate(children[:4], start=1):
+            child.environ["METRICS_PORT"] = str(config.metrics_port + offset)
     if local_census:
         children.append(Child("acs", [sys.executable, "-m", "services.census.local_api",
                                       "--port", str(LOCAL_CENSUS_PORT)], COLORS[5],
@@ -271,8 +287,10 @@ def run_stack(config: Config) -> int:
                 return
         import_samples(config, say)
         load_sample_census(config, say)
+        metrics = config.metrics_port or config.port
         say(f"the platform is running: http://localhost:{config.port}/ (the website; "
-            f"/openapi.json lists the API; Ctrl-C stops it)")
+            f"/openapi.json lists the API; http://localhost:{metrics}/metrics the "
+            f"gateway's metrics; Ctrl-C stops it)")
 
     threading.Thread(target=bring_up, daemon=True).start()
     supervisor.watch()

@@ -64,6 +64,19 @@ class Config:
     # Packages of states defined outside shared/states.py (a test-only state):
     # each service's process imports them before it builds its handlers.
     state_packages: tuple[str, ...] = ()
+    # The gateway's own login, which can only read; empty means DATABASE_URL
+    # with the reader role's name and no password (development, trust auth).
+    reader_database_url: str = ""
+    # A nameko service touches this file while its broker connection is up;
+    # the orchestrator's probes read its age (empty: no heartbeat).
+    heartbeat_file: str = ""
+    # Where Prometheus scrapes: a nameko service serves /metrics on this port,
+    # and the gateway answers /metrics only on it (0: services serve none, the
+    # gateway answers /metrics on its own port).
+    metrics_port: int = 0
+    # "text" (one readable line) or "json" (one object per line, for a log
+    # collector).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -103,10 +116,25 @@ class Config:
             state_packages=_list(get("ODP_STATE_PACKAGES")),
             admin_rpc_timeout=float(get("ADMIN_RPC_TIMEOUT", default.admin_rpc_timeout)),
             web_secret=get("ODP_WEB_SECRET", ""),
+            reader_database_url=get("READER_DATABASE_URL", ""),
+            heartbeat_file=get("HEARTBEAT_FILE", ""),
+            metrics_port=int(get("METRICS_PORT", default.metrics_port)),
+            log_format=get("LOG_FORMAT", default.log_format).strip().lower(),
         )
 
     def with_changes(self, **changes) -> Config:
         return replace(self, **changes)
+
+    def reader_url(self) -> str:
+        """The gateway's database URL: its own read-only login."""
+        if self.reader_database_url:
+            return self.reader_database_url
+        from sqlalchemy.engine import make_url
+
+        from shared.db import READER_ROLE
+
+        url = make_url(self.database_url).set(username=READER_ROLE, password=None)
+        return url.render_as_string(hide_password=False)
 
     def nameko_config(self) -> dict:
         """The dictionary nameko containers and standalone proxies take."""
@@ -142,4 +170,6 @@ ENVIRONMENT_NAMES = {
     "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
     "download_timeout": "DOWNLOAD_TIMEOUT", "state_packages": "ODP_STATE_PACKAGES",
     "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT", "web_secret": "ODP_WEB_SECRET",
+    "reader_database_url": "READER_DATABASE_URL", "heartbeat_file": "HEARTBEAT_FILE",
+    "metrics_port": "METRICS_PORT", "log_format": "LOG_FORMAT",
 }

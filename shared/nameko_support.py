@@ -166,28 +166,36 @@ def publisher(config: Config, consumers=None):
 
 
 def main(service_module: str, part: str | None = None, max_workers: int | None = None,
-         before=None) -> None:
+         before=None, select=None) -> None:
     """What `python -m services.<name>` runs: read the settings, load the
     state packages (with their `part` for this service), then import
     `service_module`, whose per-state handlers are built from STATES as it
-    is imported, and run its SERVICES. `before(config)` runs first."""
+    is imported, and run its SERVICES (those `select(cls)` keeps, when
+    given). `before(config)` runs first."""
     import importlib
 
     from shared.logs import setup_logging
     from shared.states import load_state_packages
 
     config = Config.from_env()
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, log_format=config.log_format)
     load_state_packages(config.state_packages, part)
     if before is not None:
         before(config)
     services = importlib.import_module(service_module).SERVICES
+    if select is not None:
+        services = tuple(cls for cls in services if select(cls))
+    if config.metrics_port:
+        from shared.metrics import serve_metrics
+
+        serve_metrics(config.metrics_port)
     run_services(services, config, max_workers)
 
 
 def run_services(service_classes, config: Config, max_workers: int | None = None) -> None:
     """Run nameko services in this (already monkey-patched) process until
-    SIGTERM or SIGINT. `max_workers` also bounds how many messages a
+    SIGTERM or SIGINT, touching the heartbeat file (when configured) while
+    they take messages. `max_workers` also bounds how many messages a
     container takes from the broker before acknowledging them."""
     import eventlet
     from nameko.runners import ServiceRunner
@@ -208,6 +216,10 @@ def run_services(service_classes, config: Config, max_workers: int | None = None
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     runner.start()
+    if config.heartbeat_file:
+        from shared.heartbeat import beat
+
+        eventlet.spawn_n(beat, runner, config.heartbeat_file)
     log.info("services ready: %s", ", ".join(cls.name for cls in service_classes))
     runner.wait()
 

@@ -3,6 +3,8 @@ requests arrive as `import_requested` events, outcomes leave as events."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import psutil
@@ -139,3 +141,20 @@ def test_a_request_that_arrives_while_the_database_is_down_is_not_lost(
         service.stop()
         for name in (late_name, building_name):
             drop_database(name)
+
+
+def test_one_states_ingest_runs_alone_when_named(config, start_service):
+    # One Deployment per state in k8s/: `python -m services.ingest md`.
+    service = start_service("services.ingest", argv=[sys.executable, "-m", "services.ingest",
+                                                     "md"])
+
+    ready = [line for line in service.log().splitlines() if "services ready:" in line]
+    assert ready and ready[0].endswith("services ready: ingest_md")
+
+
+def test_an_unknown_state_is_refused_naming_the_known_ones(config):
+    result = subprocess.run([sys.executable, "-m", "services.ingest", "nc", "xx"],
+                            env=config.as_environ(), capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 1
+    assert "unknown state(s) xx; known: nc, md, il" in result.stderr

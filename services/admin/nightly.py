@@ -45,7 +45,7 @@ def schedule(config: Config, today: date | None = None) -> dict:
 
 def main() -> int:
     config = Config.from_env()
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, log_format=config.log_format)
     try:
         record = schedule(config)
     except Exception as error:

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text, update
 
 from services.admin import mail
 from shared.config import Config
+from shared.metrics import MAILS
 from shared.states import STATES
 from shared.tables import datasets, mails
 
@@ -45,6 +46,7 @@ def _queue(conn, kind: str, record: dict, to: list[str], **extra) -> None:
     content = {"dataset": _dataset(conn, record), "record": record, **extra}
     conn.execute(mails.insert().values(import_id=record["id"], kind=kind, recipients=to,
                                        content=content))
+    MAILS.labels(outcome="queued").inc()
 
 
 def new_agencies(conn, record: dict, to: list[str]) -> None:
@@ -120,6 +122,7 @@ def send_pending(engine, config: Config, limit: int = 50) -> int:
             try:
                 mail.send(config, compose(config, row.kind, row.recipients, row.content))
             except Exception as error:
+                MAILS.labels(outcome="failed").inc()
                 log.warning("mail %s (%s, import %s) not sent: %s", row.id, row.kind,
                             row.import_id, error)
                 # A server that cannot be reached fails every mail alike: all
@@ -135,5 +138,6 @@ def send_pending(engine, config: Config, limit: int = 50) -> int:
                 continue
             conn.execute(update(mails).where(mails.c.id == row.id).values(
                 sent_at=func.now(), attempts=mails.c.attempts + 1, last_error=None))
+            MAILS.labels(outcome="sent").inc()
             sent += 1
     return sent

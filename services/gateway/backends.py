@@ -1,10 +1,11 @@
 """The gateway's outside resources, built from the config: a read-only
 database engine, a memcached client and the admin service's RPC client,
-plus the readiness probes of
-database, broker and cache.
+plus the readiness probes of database, broker and cache.
 
-The engine connects with the ordinary DATABASE_URL and drops to the reader
-role on every new connection, so no code path of the gateway can write.
+The engine logs in as the reader (READER_DATABASE_URL, or the reader role
+on DATABASE_URL's server): a login that can only read and that is a member
+of no other role, so no code path of the gateway can write or become
+another role, and the gateway never holds the owner's credentials.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from typing import Any
 
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.client.hash import HashClient
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from services.gateway.admin_rpc import AdminClient
 from shared.config import Config
-from shared.db import READER_ROLE, make_engine
+from shared.db import sqlalchemy_url
 from shared.nameko_support import check_broker as check_broker_answers
 
 log = logging.getLogger(__name__)
@@ -46,19 +47,13 @@ class Deps:
             self.admin.close()
 
 
-def _become_reader(dbapi_connection, connection_record) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute(f"SET ROLE {READER_ROLE}")
-        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    # Without the commit the pool's reset-on-return rollback would undo the
-    # SET ROLE of a connection's first transaction.
-    dbapi_connection.commit()
-
-
 def reader_engine(config: Config) -> Engine:
-    engine = make_engine(config, connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT})
-    event.listen(engine, "connect", _become_reader)
-    return engine
+    # Read-only transactions on top of the login's own rights: a second
+    # lock on the door, which costs nothing.
+    return create_engine(
+        sqlalchemy_url(config.reader_url()), pool_pre_ping=True,
+        connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT,
+                      "options": "-c default_transaction_read_only=on"})
 
 
 def cache_client(config: Config) -> HashClient:
@@ -104,3 +99,6 @@ READINESS_CHECKS = {
     "broker": check_broker,
     "cache": check_cache,
 }
+# What the gateway cannot serve without: the others make it degraded, not
+# unready (the public pages need neither the cache nor the broker).
+REQUIRED = frozenset({"database"})

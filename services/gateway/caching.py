@@ -21,10 +21,14 @@ import falcon
 from pymemcache.exceptions import MemcacheError
 
 from services.gateway.csv_bodies import set_csv_headers, wants_csv
+from shared.metrics import CACHE_LOOKUPS
 
 log = logging.getLogger(__name__)
 
 MAX_AGE = 60
+# odp_cache_lookups_total: a body found in memcached, or not (a failed read too).
+CACHE_HIT = CACHE_LOOKUPS.labels(result="hit")
+CACHE_MISS = CACHE_LOOKUPS.labels(result="miss")
 
 
 def _code_version() -> str:
@@ -82,6 +86,7 @@ class ResponseCache:
         key = f"odp:{state}:{generation.tag}:{CODE_VERSION}:{_digest(uri)[:40]}"
         body = self._get(key)
         if body is not None:
+            CACHE_HIT.inc()
             resp.data = body
             if csv:
                 set_csv_headers(req, resp)
@@ -92,6 +97,7 @@ class ResponseCache:
             # Tells operators (and the stats service's cache priming) what answered.
             resp.set_header("X-Cache", "hit")
         else:
+            CACHE_MISS.inc()
             req.context.cache_key = key
             resp.set_header("X-Cache", "miss")
 

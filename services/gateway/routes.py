@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from services.gateway.backends import READINESS_CHECKS, Deps
+from services.gateway.backends import READINESS_CHECKS, REQUIRED, Deps
+from services.gateway.observability import METRICS_PATH, Metrics
 from services.gateway.resources.agencies import Agency, AgencyList
 from services.gateway.resources.aggregates import AGGREGATES, Aggregate
 from services.gateway.resources.analytics import Disparities, Officers
@@ -90,5 +91,14 @@ def service_routes(deps: Deps, config: Config) -> list[Route]:
     checks = {name: partial(check, deps, config) for name, check in READINESS_CHECKS.items()}
     return [
         Route("/healthz", Health(), "The process is alive"),
-        Route("/readyz", Readiness(checks), "Database, broker and cache are reachable"),
+        Route("/readyz", Readiness(checks, REQUIRED),
+              "The database answers (cache and broker outages are reported as degraded)"),
     ]
+
+
+def metrics_route(config: Config) -> Route:
+    """Prometheus's /metrics (services/gateway/observability.py): outside the
+    API's document, since with METRICS_PORT set it is not served on the API's
+    port at all."""
+    return Route(METRICS_PATH, Metrics(config.metrics_port),
+                 "Prometheus metrics, summed over the gateway's workers")

@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 from eventlet.green import subprocess
 from nameko.events import EventDispatcher, event_handler
 from sqlalchemy import delete
 
 from services.ingest.pipeline import fail_unfinished
+from shared import metrics
 from shared.events import (
     ADMIN_SOURCE,
     IMPORT_PROGRESS,
@@ -72,6 +74,7 @@ class IngestService(OutboxRelay):
             failure = self._run_worker(request)
         except Exception as error:  # nameko would ack and forget: record a failure
             log.exception("import %s: the worker could not be run", request["import_id"])
+            metrics.count_import(self.state, None)
             failure = ("worker", f"the import could not be run: {type(error).__name__}: "
                                  f"{error}")
         if failure:
@@ -95,9 +98,11 @@ class IngestService(OutboxRelay):
         process = subprocess.Popen(
             WORKER, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=self.config.as_environ())
+        started = time.monotonic()
         process.stdin.write(json.dumps(request).encode())
         process.stdin.close()
         phase = "start"
+        outcome = None
         for raw in process.stdout:
             message = json.loads(raw)
             progress = message.get("progress")
@@ -105,7 +110,11 @@ class IngestService(OutboxRelay):
                 phase = progress["phase"]
                 self.dispatch(IMPORT_PROGRESS, {"import_id": request["import_id"],
                                                 "state": self.state, **progress})
+            elif "outcome" in message:
+                outcome = message["outcome"]
         code = process.wait()
+        # The outcome the pipeline reported, or a failure when it reported none.
+        metrics.count_import(self.state, outcome, time.monotonic() - started)
         if code != 0:
             return phase, (f"the import worker stopped unexpectedly during {phase} "
                            f"(exit code {code}); see the ingest service's log")

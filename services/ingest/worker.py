@@ -24,7 +24,7 @@ from shared.states import load_state_packages
 
 def main() -> int:
     config = Config.from_env()
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, log_format=config.log_format)
     load_state_packages(config.state_packages, "ingest")
     request = json.loads(sys.stdin.read())
     out = sys.stdout

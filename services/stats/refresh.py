@@ -25,7 +25,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.stats import summaries
 from services.stats.registry import STATE_STATS
-from shared import outbox
+from shared import metrics, outbox
 from shared.db import advisory_key, schema_exists
 from shared.events import STATS_REFRESHED
 from shared.states import STATES
@@ -78,8 +78,10 @@ def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dic
                     continue
                 summaries.swap(conn, state)
                 payload = _publish(conn, state, state_facts, current, target, import_id)
+            seconds = time.monotonic() - started
+            metrics.REFRESH_DURATION.labels(state=state).observe(seconds)
             log.info("%s stats refreshed to generation %d in %.1fs", state,
-                     payload["generation"], time.monotonic() - started)
+                     payload["generation"], seconds)
             return payload
     raise RuntimeError(f"{state}: new loads kept going live during {REBUILDS} refreshes")
 
