@@ -55,6 +55,10 @@ TEST_DATABASE = os.environ.get("ODP_TEST_DATABASE", "odp_test") + (WORKER and f"
 TEST_VHOST = os.environ.get("ODP_TEST_VHOST", "odp_test") + (WORKER and f"_{WORKER}")
 
 
+# The rendered k8s/ manifests' fixtures (rendered, every_render, overlay,
+# dev, prod), for every module that reads them.
+pytest_plugins = ["tests.support.k8s_render"]
+
 TIERS = ("unit", "interface", "e2e")
 PROCESS_FIXTURES = {"start_service"}
 SERVICE_FIXTURES = {"base_config", "engine"}
