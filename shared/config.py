@@ -77,6 +77,10 @@ class Config:
     # "text" (one readable line) or "json" (one object per line, for a log
     # collector).
     log_format: str = "text"
+    # How long a gateway process trusts the stats generation it last read
+    # (seconds): a cache hit then needs no database round trip, and answers
+    # may lag a refresh by this much (services/gateway/generations.py).
+    generation_ttl: float = 1.0
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -120,6 +124,7 @@ class Config:
             heartbeat_file=get("HEARTBEAT_FILE", ""),
             metrics_port=int(get("METRICS_PORT", default.metrics_port)),
             log_format=get("LOG_FORMAT", default.log_format).strip().lower(),
+            generation_ttl=float(get("GENERATION_TTL", default.generation_ttl)),
         )
 
     def with_changes(self, **changes) -> Config:
@@ -172,4 +177,5 @@ ENVIRONMENT_NAMES = {
     "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT", "web_secret": "ODP_WEB_SECRET",
     "reader_database_url": "READER_DATABASE_URL", "heartbeat_file": "HEARTBEAT_FILE",
     "metrics_port": "METRICS_PORT", "log_format": "LOG_FORMAT",
+    "generation_ttl": "GENERATION_TTL",
 }

@@ -16,6 +16,7 @@ from falcon.routing import CompiledRouter
 from services.gateway import errors, openapi
 from services.gateway.backends import Deps, build_deps
 from services.gateway.caching import ResponseCache
+from services.gateway.generations import Generations
 from services.gateway.observability import RequestMetrics
 from services.gateway.resources.service import OpenApi
 from services.gateway.routes import (
@@ -39,7 +40,7 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
     app = falcon.App(router=router, middleware=[
         RequestMetrics(uncounted=metrics.resource, static_prefix=f"{STATIC_PREFIX}/"),
         TrailingSlashRedirect(router),
-        ServedStates(deps.engine),
+        ServedStates(Generations(deps.engine, config.generation_ttl)),
         ResponseCache(deps.cache),
         PageHeaders(),
     ])

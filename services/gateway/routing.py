@@ -4,8 +4,9 @@ resource runs:
 - `TrailingSlashRedirect`: every public path ends with a slash; the same
   path without it gets a 301 to the slashed path, query string kept.
 - `ServedStates`: a `{state}` in the path must be a known state that has
-  data and has this route; its current stats generation is read here, once
-  per request, into `req.context.generation` for the cache.
+  data and has this route; its current stats generation (generations.py:
+  remembered for a second per process) goes into `req.context.generation`
+  for the cache.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from urllib.parse import quote
 
 import falcon
 
-from services.gateway import queries
 from services.gateway.errors import NotFound
+from services.gateway.generations import Generations
 from shared.states import STATES
 
 
@@ -36,8 +37,8 @@ class TrailingSlashRedirect:
 
 
 class ServedStates:
-    def __init__(self, engine):
-        self.engine = engine
+    def __init__(self, generations: Generations):
+        self.generations = generations
 
     def process_resource(self, req, resp, resource, params) -> None:
         code = params.get("state")
@@ -51,8 +52,7 @@ class ServedStates:
                            f"{', '.join(STATES)}")
         if code not in resource.states:
             raise NotFound(f"{state.name} ({code}) has no such route")
-        with self.engine.connect() as conn:
-            generation = queries.generation(conn, code)
+        generation = self.generations.current(code)
         if generation is None:
             raise NotFound(f"{state.name} ({code}) has no data yet")
         req.context.generation = generation

@@ -11,6 +11,7 @@ changes).
 from __future__ import annotations
 
 import logging
+import time
 
 from nameko.events import event_handler
 from nameko.timer import timer
@@ -120,6 +121,10 @@ class StatsService(OutboxRelay):
             state_facts = conn.execute(select(facts.c.facts)
                                        .where(facts.c.state == state)).scalar()
         top = [agency["id"] for agency in state_facts["top_agencies"]]
+        # Every gateway process reads the new generation within this time
+        # (services/gateway/generations.py): sooner, it could answer the
+        # warming requests from the previous one and leave the new cold.
+        time.sleep(self.config.generation_ttl)
         answered = prime(self.config.odp_url, state, top)
         log.info("%s: %d pages of the %d largest agencies cached", state, answered, len(top))
 
