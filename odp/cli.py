@@ -315,12 +315,26 @@ def ingest(args, config: Config) -> int:
         print(f"import {import_id} loaded: {counts}")
         print(f"rejected lines: {payload['rejected_rows']:,} (see {payload['rejects_file']})")
         if payload["new_agencies"]:
-            print("new agencies: " + ", ".join(f"{agency['name']} (id {agency['id']})"
-                                                for agency in payload["new_agencies"]))
+            listed = write_new_agencies(payload)
+            print(f"new agencies: {len(payload['new_agencies']):,} (listed in {listed})")
         return 0
     print(f"import {import_id} failed during {payload['phase']}: {payload['error']}",
           file=sys.stderr)
     return 1
+
+
+def write_new_agencies(payload: dict):
+    """new_agencies.csv beside the import's rejects.csv (id,name): a real
+    release brings hundreds, more than a line of the terminal can hold."""
+    import csv
+    from pathlib import Path
+
+    path = Path(payload["rejects_file"]).with_name("new_agencies.csv")
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "name"])
+        writer.writerows([agency["id"], agency["name"]] for agency in payload["new_agencies"])
+    return path
 
 
 if __name__ == "__main__":

@@ -173,3 +173,27 @@ def test_ingest_works_on_a_broker_where_the_service_never_ran(config, release, d
                  "--import-id", import_id)
     assert result.returncode == 0, result.stderr
     assert published_at(db, import_id)[0][0] is not None
+
+
+def test_many_new_agencies_are_one_line_and_a_file(config, release, db, tmp_path):
+    # A real release brings hundreds of agencies the first time: their
+    # names go to a file, the terminal gets their count and where it is.
+    tag = uuid.uuid4().hex[:6]
+    names = [f"Town {tag} {number:03d} Police Department" for number in range(120)]
+
+    def many_agencies(writer):
+        for number, name in enumerate(names, start=1):
+            writer.stop(number, name, "2015-03-01 08:30:00.000")
+            writer.person(number * 10, number, "D", 30, "M", "N", "W")
+
+    dest = tmp_path / "dest"
+    result = odp(config, "ingest", "nc", "--url", release(many_agencies).as_uri(),
+                 "--dest", str(dest), "--import-id", new_id())
+
+    assert result.returncode == 0, result.stderr
+    listed = dest / "new_agencies.csv"
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("new agencies")]
+    assert line == f"new agencies: 120 (listed in {listed})"
+    rows = listed.read_text().splitlines()
+    assert rows[0] == "id,name"
+    assert sorted(row.split(",", 1)[1] for row in rows[1:]) == sorted(names)
