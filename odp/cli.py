@@ -237,7 +237,11 @@ def main(argv=None) -> int:
     if args.command == "db":
         from shared.dbsetup import setup
 
-        setup(config)
+        try:
+            setup(config)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         print(f"database ready: {config.database_url}")
         return 0
     if args.command == "ingest":

@@ -48,7 +48,12 @@ def ensure_roles(config: Config) -> None:
     login that is a member of it), with that URL's password when it has
     one. Every transaction of the reader is read-only by default."""
     reader = make_url(config.reader_url())
-    login = reader.username or READER_ROLE
+    if not reader.username:
+        # libpq would log in as the operating system's user, perhaps the
+        # owner: the gateway must name its login.
+        raise ValueError("READER_DATABASE_URL names no user: write the gateway's login, "
+                         f"for example postgresql://{READER_ROLE}:PASSWORD@host/database")
+    login = reader.username
     conn = psycopg2.connect(psycopg2_dsn(config.database_url))
     conn.autocommit = True
     try:
@@ -85,13 +90,21 @@ def grant_reader_version(config: Config) -> None:
         conn.close()
 
 
-def head_revision() -> str:
-    """The newest migration of this code base."""
+def _scripts():
     from alembic.script import ScriptDirectory
 
     alembic_config = AlembicConfig(str(ROOT / "alembic.ini"))
     alembic_config.set_main_option("script_location", str(ROOT / "migrations"))
-    return ScriptDirectory.from_config(alembic_config).get_current_head()
+    return ScriptDirectory.from_config(alembic_config)
+
+
+def head_revision() -> str:
+    """The newest migration of this code base."""
+    return _scripts().get_current_head()
+
+
+def known_revisions() -> set[str]:
+    return {script.revision for script in _scripts().walk_revisions()}
 
 
 def current_revision(database_url: str) -> str | None:
@@ -111,11 +124,16 @@ def current_revision(database_url: str) -> str | None:
 
 def wait_for_schema(database_url: str, timeout: float, say=print, interval: float = 2.0) -> bool:
     """Wait until the database's schema is at this code's head (the migrate
-    Job has run): True when it is, False after `timeout` seconds. A
-    container's start waits here, so new code never meets an old schema."""
+    Job has run) or newer: True when it is, False after `timeout` seconds. A
+    container's start waits here, so new code never meets an old schema; a
+    newer one (a revision this code does not know: a rollback after the
+    next release migrated) is accepted, or a rolled-back pod could never
+    start; that rollback works as far as the migrations keep what older code
+    reads (add first, remove a release later)."""
     import time
 
     head = head_revision()
+    known = known_revisions()
     deadline = time.monotonic() + timeout
     last_said = None
     while True:
@@ -127,6 +145,9 @@ def wait_for_schema(database_url: str, timeout: float, say=print, interval: floa
             why = f"the database does not answer ({str(error).strip().splitlines()[0]})"
         if current == head:
             say(f"database schema at {head}")
+            return True
+        if current is not None and current not in known:
+            say(f"database schema at {current}, newer than this code's {head}: going on")
             return True
         if time.monotonic() >= deadline:
             say(f"gave up after {timeout:.0f} s: {why}")

@@ -123,6 +123,83 @@ def test_db_wait_returns_at_once_on_a_migrated_database(config, db):
     assert wait_for_schema(config.reader_url(), timeout=5, say=said.append)
 
 
+def test_setup_applies_the_urls_password_each_time(config):
+    login = f"odp_gateway_{uuid.uuid4().hex[:8]}"
+
+    def verifier(password: str) -> str:
+        ensure_roles(config.with_changes(
+            reader_database_url=f"postgresql://{login}:{password}@127.0.0.1/odp"))
+        conn = psycopg2.connect(psycopg2_dsn(config.database_url))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (login,))
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    try:
+        first, second = verifier("first-secret"), verifier("second-secret")
+    finally:
+        conn = psycopg2.connect(psycopg2_dsn(config.database_url))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'DROP ROLE IF EXISTS "{login}"')
+        conn.close()
+
+    assert first.startswith("SCRAM-SHA-256$") and second.startswith("SCRAM-SHA-256$")
+    assert first != second, "a changed password in READER_DATABASE_URL was not applied"
+
+
+def test_a_reader_url_without_a_user_is_refused(config):
+    # libpq would log in as the system's user, perhaps the owner.
+    result = subprocess.run(
+        [sys.executable, "-m", "odp", "db", "setup"], cwd=ROOT,
+        env={**config.as_environ(), "READER_DATABASE_URL": "postgresql://127.0.0.1/odp"},
+        capture_output=True, text=True, timeout=120)
+
+    assert result.returncode == 2
+    assert "READER_DATABASE_URL names no user" in result.stderr
+
+
+def test_db_wait_accepts_a_schema_newer_than_the_code(config, db):
+    # A rollback after the next release migrated: the older pods must start.
+    fresh = f"odp_wait_{uuid.uuid4().hex[:8]}"
+    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
+    maintenance.autocommit = True
+    with maintenance.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{fresh}"')
+    try:
+        conn = psycopg2.connect(psycopg2_dsn(f"postgresql:///{fresh}"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
+            cur.execute("INSERT INTO alembic_version VALUES ('0099_from_the_future')")
+        conn.close()
+        said = []
+        newer = wait_for_schema(f"postgresql:///{fresh}", timeout=1, say=said.append)
+        with psycopg2.connect(psycopg2_dsn(f"postgresql:///{fresh}")) as conn:
+            with conn.cursor() as cur:
+                cur.execute(f"UPDATE alembic_version SET version_num = '{first_revision()}'")
+        conn.close()
+        older = wait_for_schema(f"postgresql:///{fresh}", timeout=1, say=said.append,
+                                interval=0.2)
+    finally:
+        with maintenance.cursor() as cur:
+            cur.execute(f'DROP DATABASE "{fresh}" WITH (FORCE)')
+        maintenance.close()
+
+    assert newer and said[0] == (f"database schema at 0099_from_the_future, newer than "
+                                 f"this code's {head_revision()}: going on")
+    assert not older, "an older schema must keep the container waiting"
+
+
+def first_revision() -> str:
+    from shared.dbsetup import known_revisions
+
+    revisions = sorted(known_revisions())
+    return revisions[0]
+
+
 def test_db_wait_gives_up_naming_what_it_waits_for(config, db):
     fresh = f"odp_wait_{uuid.uuid4().hex[:8]}"
     maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
