@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from services.ingest import rawfile
 from services.ingest.agencies import AgencyIds
+from services.ingest.errors import ImportFailed
 from services.ingest.idset import BITMAP_LIMIT, IdSet
 from services.ingest.nc.format import (
     CONTRABAND_FILE,
@@ -72,11 +74,17 @@ def read_rejects(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def parse(tmp_path: Path, write, min_stop_id=None, max_stop_id=None) -> Parsed:
-    """Write a raw release with `write(writer)` and parse all five files."""
+def parse(tmp_path: Path, write, min_stop_id=None, max_stop_id=None,
+          cr_only: bool = False) -> Parsed:
+    """Write a raw release with `write(writer)` and parse all five files
+    (with `cr_only`, after turning every CR LF into a CR alone)."""
     folder = tmp_path / "release"
     with RawReleaseWriter(folder) as writer:
         write(writer)
+    if cr_only:
+        for name in FILES:
+            path = folder / name
+            path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r"))
     rejects = Rejects(tmp_path / "rejects.csv")
     agencies = AgencyIds("nc", {})
     parser = NcRows(rejects, agencies.id_for, min_stop_id, max_stop_id)
@@ -193,6 +201,50 @@ def test_cr_lf_line_endings_leave_no_carriage_return(tmp_path):
     for rows in parsed.rows.values():
         assert not any("\r" in value for row in rows for value in row)
     assert parsed.rejects.total == 0
+
+
+def test_cr_only_line_endings_read_as_lines(tmp_path):
+    # Old Mac line endings: every line ends in CR alone. Read as lines, with
+    # the same rows as the CR LF release, not as one line of the whole file.
+    def write(writer):
+        for stop_id in range(1, 6):
+            writer.stop(stop_id, ALDER, DATE, city="Ironwood")
+            writer.person(stop_id * 10, stop_id)
+
+    expected = parse(tmp_path / "crlf", write)
+    parsed = parse(tmp_path / "cr", write, cr_only=True)
+
+    assert parsed.rows == expected.rows
+    assert len(parsed.rows[STOP_FILE]) == 5 and parsed.rejects.total == 0
+
+
+def test_a_file_without_line_endings_is_refused_with_memory_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(rawfile, "BLOCK", 64 << 10)
+    monkeypatch.setattr(rawfile, "MAX_LINE", 256 << 10)
+    path = tmp_path / STOP_FILE
+    path.write_bytes(b"x" * (4 << 20))
+
+    with pytest.raises(ImportFailed) as refused:
+        for _ in line_batches(path):
+            pass
+
+    assert refused.value.phase == f"load {STOP_FILE}"
+    assert str(refused.value) == (f"{STOP_FILE}: line 1 runs past 262,144 bytes without a "
+                                  "line ending; the file is not a release's text file (or "
+                                  "its line endings are not newlines)")
+
+
+def test_cr_only_lines_come_in_batches_not_at_the_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(rawfile, "BLOCK", 64 << 10)
+    path = tmp_path / STOP_FILE
+    path.write_bytes(b"".join(b"line %d\r" % number for number in range(100_000)))
+
+    batches = list(line_batches(path))
+
+    assert len(batches) > 10, "a CR-only file must be read block by block"
+    lines = [line for _, batch in batches for line in batch]
+    assert lines == [f"line {number}" for number in range(100_000)]
+    assert [first for first, _ in batches][:2] == [1, 1 + len(batches[0][1])]
 
 
 def test_extra_trailing_columns_are_ignored(tmp_path):

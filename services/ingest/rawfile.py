@@ -3,7 +3,10 @@
 A release file is read in large blocks, never whole: stray NUL bytes and
 carriage returns are dropped per block (cheap in C), the block is cut at
 its last newline, and its lines go to the parser together with the number
-of the first one. Bytes that are not UTF-8 are read as Windows-1252, the
+of the first one. A file whose lines end in a carriage return alone (old
+Mac line endings: a first block with CRs and no newline) has its CRs read
+as newlines instead; a line longer than MAX_LINE is refused, so memory
+stays flat whatever the file holds. Bytes that are not UTF-8 are read as Windows-1252, the
 encoding of the states' legacy exports, so no line is lost to decoding.
 """
 
@@ -15,8 +18,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from services.ingest.errors import ImportFailed
+
 BLOCK = 4 << 20
 DROPPED_BYTES = b"\x00\r"
+# Far longer than any line of a state's release (a few hundred bytes).
+MAX_LINE = 1 << 20
 
 
 def line_batches(path: Path, progress: Callable[[int, int], None] = lambda d, t: None
@@ -26,15 +33,26 @@ def line_batches(path: Path, progress: Callable[[int, int], None] = lambda d, t:
     done = 0
     line_no = 1
     rest = b""
+    carriage_returns_end_lines = None
     with open(path, "rb") as handle:
         while True:
             block = handle.read(BLOCK)
             if not block:
                 break
             done += len(block)
-            block = rest + block.translate(None, DROPPED_BYTES)
+            if carriage_returns_end_lines is None:
+                carriage_returns_end_lines = b"\n" not in block and b"\r" in block
+            if carriage_returns_end_lines:
+                block = rest + block.translate(_CR_TO_LF, b"\x00")
+            else:
+                block = rest + block.translate(None, DROPPED_BYTES)
             cut = block.rfind(b"\n")
             if cut < 0:
+                if len(block) > MAX_LINE:
+                    raise ImportFailed(f"load {path.name}", (
+                        f"{path.name}: line {line_no} runs past {MAX_LINE:,} bytes without "
+                        "a line ending; the file is not a release's text file (or its "
+                        "line endings are not newlines)"))
                 rest = block
                 continue
             rest = block[cut + 1:]
@@ -45,6 +63,9 @@ def line_batches(path: Path, progress: Callable[[int, int], None] = lambda d, t:
     if rest.strip():
         yield line_no, [_decode(rest)]
     progress(total, total)
+
+
+_CR_TO_LF = bytes.maketrans(b"\r", b"\n")
 
 
 def _decode(data: bytes) -> str:
