@@ -174,3 +174,33 @@ def test_an_app_built_from_config_alone_uses_the_real_memcached(config, client, 
             assert own.simulate_get(path).json == client.simulate_get(path).json
     finally:
         deps.close()
+
+
+def test_a_parameter_the_route_ignores_makes_no_cache_entry_of_its_own(
+        client, deps, town, statements):
+    # ?bust=... on every request would otherwise send each to the database
+    # and fill memcached with copies.
+    path = f"/nc/api/agency/{town[ALDER]}/stops/"
+    first = client.simulate_get(path)
+    statements.clear()
+    written = len(deps.cache.writes)
+    busted = [client.simulate_get(path, query_string=f"bust={n}&_={n}") for n in range(5)]
+
+    assert {answer.headers["X-Cache"] for answer in busted} == {"hit"}
+    assert {answer.headers["ETag"] for answer in busted} == {first.headers["ETag"]}
+    assert statements == []
+    assert len(deps.cache.writes) == written, "a junk parameter wrote an entry"
+
+
+def test_the_same_question_in_another_order_is_one_entry(client, deps, town):
+    path = f"/nc/api/agency/{town[ALDER]}/stops/"
+    one = client.simulate_get(path, query_string="officer=A1&purpose=1&purpose=2")
+    other = client.simulate_get(path, query_string="purpose=2&officer=A1&purpose=1&year=")
+
+    assert one.status_code == other.status_code == 200
+    assert other.headers["X-Cache"] == "hit"
+    assert other.headers["ETag"] == one.headers["ETag"]
+    assert other.json == one.json
+    # A parameter the route knows still makes a question of its own.
+    assert client.simulate_get(path, query_string="officer=A2").headers["ETag"] != one.headers[
+        "ETag"]

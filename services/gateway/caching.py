@@ -1,7 +1,8 @@
 """Response caching for the state routes, as middleware.
 
 A GET whose state has a generation (see routing.ServedStates) gets an ETag
-made of the state, its generation and the path with its query, and
+made of the state, its generation and the path with its query (the
+parameters the route knows, in one order: `cache_uri`), and
 `Cache-Control: public, max-age=60`. A matching If-None-Match is answered
 304 before any query runs; otherwise a body rendered earlier for the same
 generation comes from memcached, and a fresh 200 body goes into it.
@@ -15,7 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from functools import cache
 from pathlib import Path
+from urllib.parse import urlencode
 
 import falcon
 from pymemcache.exceptions import MemcacheError
@@ -64,6 +67,29 @@ def _matches(etag: str, if_none_match) -> bool:
     return any(str(tag) == etag for tag in if_none_match or () if tag != "*")
 
 
+def cache_uri(req, resource) -> str:
+    """The request as the cache and the ETag know it. For a route that
+    declares its query parameters (`resource.query`), only those count,
+    sorted and without empty values: a parameter the route ignores (a
+    cache-buster) cannot make a key of its own and send every request to
+    the database, and the same question asked in another order is one
+    entry. Other routes keep their query as sent."""
+    query = getattr(resource, "query", None)
+    path, _, _ = req.relative_uri.partition("?")
+    if query is None:
+        return req.relative_uri
+    known = _parameter_names(query)
+    pairs = sorted((name, value) for name, values in req.params.items() if name in known
+                   for value in (values if isinstance(values, list) else [values])
+                   if value != "")
+    return path + ("?" + urlencode(pairs) if pairs else "")
+
+
+@cache
+def _parameter_names(query) -> frozenset[str]:
+    return frozenset(field.data_key or name for name, field in query().fields.items())
+
+
 class ResponseCache:
     def __init__(self, cache):
         self.cache = cache
@@ -76,7 +102,7 @@ class ResponseCache:
         # The same path answers JSON or, asked by Accept, CSV: the format is
         # part of what is cached and tagged.
         csv = getattr(resource, "csv", False) and wants_csv(req)
-        uri = req.relative_uri + ("\ncsv" if csv else "")
+        uri = cache_uri(req, resource) + ("\ncsv" if csv else "")
         req.context.etag = (f"{state}-{generation.number}-"
                             f"{_digest(state, generation.tag, CODE_VERSION, uri)[:20]}")
         if _matches(req.context.etag, req.if_none_match):
