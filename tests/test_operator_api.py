@@ -128,6 +128,28 @@ def test_missing_fields_and_a_body_that_is_not_an_object(operator_api):
     response = operator_api.call("POST", "/admin/api/datasets/", body="{not json",
                              headers={"Content-Type": "application/json"})
     assert response.status_code == 400
+    assert response.json["errors"]["body"].startswith("must be JSON (")
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(operator_api):
+    for path in ("/admin/api/datasets/", "/admin/api/census/refresh/"):
+        response = operator_api.call("POST", path, body="[" * 30_000 + "]" * 30_000,
+                                     headers={"Content-Type": "application/json"})
+        assert response.status_code == 400, (path, response.text)
+        assert response.json["errors"] == {"body": "is nested too deeply"}
+
+
+def test_a_large_body_is_refused_unread_with_a_413(operator_api):
+    huge = b'{"name": "' + b"x" * (2 << 20) + b'"}'
+    response = operator_api.call("POST", "/admin/api/datasets/", body=huge,
+                                 headers={"Content-Type": "application/json"})
+
+    assert response.status_code == 413
+    assert response.json == {"title": "Request Entity Too Large",
+                             "description": "the JSON body is larger than 64 KB"}
+    # No token: 401 first, the body never read.
+    assert operator_api.call("POST", "/admin/api/datasets/", body=huge, token=None,
+                             headers={"Content-Type": "application/json"}).status_code == 401
 
 
 def test_a_used_name_or_url_is_a_409(operator_api):

@@ -6,12 +6,17 @@ errors, which errors.py renders).
 
 from __future__ import annotations
 
+import json
+
 import falcon
 
 from services.gateway.errors import PayloadTooLarge, Unauthorized
 from shared.operator import InvalidInput, token_digest
 
 MAX_CSV_BYTES = 8 * 1024 * 1024
+# A dataset or a census request is a few hundred bytes: a bigger body is
+# refused unread (413), before anything ships it to the admin service.
+MAX_JSON_BYTES = 64 * 1024
 
 
 def _digest(req) -> str:
@@ -21,8 +26,24 @@ def _digest(req) -> str:
     return token_digest(token.strip())
 
 
-def _json_body(req) -> dict:
-    body = req.get_media(default_when_empty=None)
+def _json_body(req, optional: bool = False) -> dict:
+    """The body's JSON object, read at most MAX_JSON_BYTES; with `optional`
+    an empty body is {}."""
+    too_large = f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB"
+    if req.content_length is not None and req.content_length > MAX_JSON_BYTES:
+        raise PayloadTooLarge(too_large)
+    raw = req.bounded_stream.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise PayloadTooLarge(too_large)
+    if optional and not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except RecursionError:
+        # Python's parser recurses once per level: [[[[...]]]] would be a 500.
+        raise InvalidInput({"body": "is nested too deeply"}) from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidInput({"body": f"must be JSON ({error})"}) from None
     if not isinstance(body, dict):
         raise InvalidInput({"body": "must be a JSON object"})
     return body
@@ -108,8 +129,8 @@ class StopReasons(OperatorResource):
 class CensusRefresh(OperatorResource):
     def on_post(self, req, resp) -> None:
         digest = _digest(req)
-        body = req.get_media(default_when_empty=None) or {}
-        resp.media = self.admin.call("request_census_refresh", digest, body)
+        resp.media = self.admin.call("request_census_refresh", digest,
+                                     _json_body(req, optional=True))
         resp.status = falcon.HTTP_202
         resp.location = f"/admin/api/census/refresh/{resp.media['request_id']}/"
 
