@@ -81,6 +81,9 @@ class Config:
     # (seconds): a cache hit then needs no database round trip, and answers
     # may lag a refresh by this much (services/gateway/generations.py).
     generation_ttl: float = 1.0
+    # Private networks (CIDRs) dataset URLs may point into; by default only
+    # public addresses (shared/netguard.py).
+    download_allowed_networks: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -125,6 +128,7 @@ class Config:
             metrics_port=int(get("METRICS_PORT", default.metrics_port)),
             log_format=get("LOG_FORMAT", default.log_format).strip().lower(),
             generation_ttl=float(get("GENERATION_TTL", default.generation_ttl)),
+            download_allowed_networks=_list(get("DOWNLOAD_ALLOWED_NETWORKS")),
         )
 
     def with_changes(self, **changes) -> Config:
@@ -178,4 +182,5 @@ ENVIRONMENT_NAMES = {
     "reader_database_url": "READER_DATABASE_URL", "heartbeat_file": "HEARTBEAT_FILE",
     "metrics_port": "METRICS_PORT", "log_format": "LOG_FORMAT",
     "generation_ttl": "GENERATION_TTL",
+    "download_allowed_networks": "DOWNLOAD_ALLOWED_NETWORKS",
 }

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates
 from nameko.exceptions import deserialize_to_instance
 
+from shared.netguard import PrivateAddress, check_host
 from shared.states import STATES, KnownState
 
 IMPORT_STATUSES = ("queued", "running", "loaded", "refreshed", "failed")
@@ -97,10 +98,12 @@ class DatasetIn(Schema):
     report_email_1 = fields.Email(load_default=None, allow_none=True)
     report_email_2 = fields.Email(load_default=None, allow_none=True)
 
-    def __init__(self, data_dir: Path | None = None, allow_file_urls: bool = False, **kwargs):
+    def __init__(self, data_dir: Path | None = None, allow_file_urls: bool = False,
+                 allowed_networks=(), **kwargs):
         super().__init__(**kwargs)
         self.data_dir = data_dir
         self.schemes = URL_SCHEMES + (("file",) if allow_file_urls else ())
+        self.allowed_networks = tuple(allowed_networks)
 
     @validates("url")
     def check_url(self, value: str, data_key: str) -> None:
@@ -109,6 +112,11 @@ class DatasetIn(Schema):
             raise ValidationError(f"the scheme must be one of {', '.join(self.schemes)}")
         if parts.scheme != "file" and not parts.hostname:
             raise ValidationError("the URL names no host")
+        if parts.scheme != "file":
+            try:
+                check_host(parts.hostname, self.allowed_networks)
+            except PrivateAddress as error:
+                raise ValidationError(str(error)) from None
 
     @validates("destination")
     def check_destination(self, value: str | None, data_key: str) -> None:

@@ -153,6 +153,8 @@ def base_config(tmp_path_factory) -> Config:
         amqp_uri=f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         data_dir=tmp_path_factory.mktemp("data"),
         allow_file_urls=True,
+        # The tests' HTTP and FTP servers listen on the loopback.
+        download_allowed_networks=("127.0.0.0/8", "::1/128"),
         log_level="INFO",
     )
     _fresh_database(config)

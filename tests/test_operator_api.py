@@ -254,3 +254,17 @@ def test_a_destination_holding_a_states_import_folders_is_refused(operator_api):
                                  json=dataset_body(destination="md"))
     assert response.status_code == 400
     assert "holds the default folders of md imports" in response.json["errors"]["destination"]
+
+
+@pytest.mark.parametrize("url, where", [
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("http://10.1.2.3/STOPS_Extract.zip", "10.1.2.3 is a private address"),
+    ("ftp://192.168.0.10/STOPS_Extract.zip", "192.168.0.10 is a private address"),
+])
+def test_a_dataset_url_into_a_private_network_is_refused(operator_api, url, where):
+    # Server-side request forgery: the ingest service would fetch it from
+    # inside the platform's network.
+    response = operator_api.call("POST", "/admin/api/datasets/", json=dataset_body(url=url))
+
+    assert response.status_code == 400
+    assert response.json["errors"]["url"].startswith(where)

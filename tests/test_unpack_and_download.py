@@ -22,6 +22,8 @@ MB = 1 << 20
 
 
 def plain_config(**changes) -> Config:
+    """The tests' servers listen on the loopback, which is allowed here."""
+    changes.setdefault("download_allowed_networks", ("127.0.0.0/8",))
     return Config.from_env(environ={}, env_file=None).with_changes(
         download_timeout=15.0, **changes)
 
@@ -340,3 +342,44 @@ def test_unsupported_scheme_is_refused(tmp_path, url):
     assert failure.value.phase == "download"
     assert "unsupported URL scheme" in failure.value.message
     assert url in failure.value.message
+
+
+# -- where a URL may lead (shared/netguard.py) --------------------------------
+
+def test_a_loopback_url_is_not_fetched_unless_its_network_is_allowed(tmp_path, file_server):
+    url = file_server.add("/STOPS_Extract.zip", b"release")
+
+    with pytest.raises(ImportFailed) as refused:
+        fetch(url, tmp_path, plain_config(download_allowed_networks=()))
+
+    assert str(refused.value) == (
+        f"{url} is not fetched: 127.0.0.1 is a loopback address: dataset URLs must point at "
+        "public servers (DOWNLOAD_ALLOWED_NETWORKS lists private networks to allow)")
+    assert file_server.requests == [], "the server was asked anyway"
+
+
+def test_a_redirect_is_followed_and_each_host_checked(tmp_path, file_server):
+    target = file_server.add("/new/STOPS_Extract.zip", b"release bytes")
+    moved = file_server.redirect("/old/STOPS_Extract.zip", target)
+    assert fetch(moved, tmp_path, plain_config()).read_bytes() == b"release bytes"
+
+    inward = file_server.redirect("/metadata.zip", "http://169.254.169.254/latest/meta-data/")
+    with pytest.raises(ImportFailed) as refused:
+        fetch(inward, tmp_path, plain_config())
+
+    assert "http://169.254.169.254/latest/meta-data/ is not fetched: 169.254.169.254 is a " \
+           "link-local address" in str(refused.value)
+
+
+def test_an_operators_ftp_host_is_checked_but_the_states_own_server_is_not(
+        tmp_path, ftp_server):
+    (ftp_server.root / "STOPS_Extract.zip").write_bytes(b"release")
+    host, _, port = ftp_server.address.partition(":")
+    closed = plain_config(download_allowed_networks=(), nc_ftp_host=ftp_server.address,
+                          nc_ftp_user="nc-user", nc_ftp_password="nc-secret")
+
+    with pytest.raises(ImportFailed) as refused:
+        fetch(f"ftp://nc-user:nc-secret@{host}:{port}/STOPS_Extract.zip", tmp_path, closed)
+    assert "is a loopback address" in str(refused.value)
+    # ftp://nc.us/ is the configured server: the operator did not choose it.
+    assert fetch("ftp://nc.us/", tmp_path, closed).read_bytes() == b"release"

@@ -14,6 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.config import Config
+from shared.netguard import networks
 from shared.operator import (
     Conflict,
     DatasetIn,
@@ -41,8 +42,9 @@ def validate(config: Config, body) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput({"body": "must be a JSON object"})
     try:
-        data = DatasetIn(data_dir=config.data_dir,
-                         allow_file_urls=config.allow_file_urls).load(body)
+        data = DatasetIn(data_dir=config.data_dir, allow_file_urls=config.allow_file_urls,
+                         allowed_networks=networks(config.download_allowed_networks)
+                         ).load(body)
     except ValidationError as error:
         raise InvalidInput(flatten(error.messages)) from None
     if data["destination"] is not None:

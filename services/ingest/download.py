@@ -10,17 +10,19 @@ from __future__ import annotations
 import ftplib
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
 
 from services.ingest.errors import ImportFailed
 from shared.config import Config
+from shared.netguard import PrivateAddress, check_host, networks
 
 NC_FTP_ALIAS = "nc.us"
 NC_EXTRACT = "STOPS_Extract.zip"
 CHUNK = 1 << 20
 PHASE = "download"
+MAX_REDIRECTS = 5
 
 
 def fetch(url: str, folder: Path, config: Config, progress=lambda done, total: None) -> Path:
@@ -48,10 +50,37 @@ def _file_name(path: str, default: str) -> str:
     return name or default
 
 
+def _guard(url: str, host: str, config: Config) -> None:
+    """Refuse a host outside the public internet (shared/netguard.py)."""
+    try:
+        check_host(host, networks(config.download_allowed_networks))
+    except PrivateAddress as error:
+        raise ImportFailed(PHASE, f"{url} is not fetched: {error}") from None
+
+
+def _get_following_redirects(url: str, config: Config) -> tuple[str, requests.Response]:
+    """GET `url`, following redirects by hand: each one's host is checked
+    before it is asked, so a public server cannot send the fetch inward."""
+    for _ in range(MAX_REDIRECTS + 1):
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ImportFailed(PHASE, f"a redirect led to {url}: only http and https are "
+                               "followed")
+        _guard(url, parts.hostname or "", config)
+        response = requests.get(url, stream=True, allow_redirects=False,
+                                timeout=(10, config.download_timeout))
+        if not response.is_redirect:
+            return url, response
+        response.close()
+        url = urljoin(url, response.headers["Location"])
+    raise ImportFailed(PHASE, f"more than {MAX_REDIRECTS} redirects, the last to {url}")
+
+
 def _fetch_http(url: str, folder: Path, config: Config, progress) -> Path:
     target = folder / _file_name(urlsplit(url).path, "release.zip")
     try:
-        with requests.get(url, stream=True, timeout=(10, config.download_timeout)) as response:
+        url, response = _get_following_redirects(url, config)
+        with response:
             if response.status_code >= 400:
                 raise ImportFailed(PHASE, f"{url} answered HTTP {response.status_code} "
                                    f"{response.reason}")
@@ -94,6 +123,8 @@ def _fetch_ftp(parts, folder: Path, config: Config, progress) -> Path:
         user, password = unquote(parts.username or "anonymous"), unquote(parts.password or "")
         remote = unquote(parts.path).lstrip("/")
         shown = f"ftp://{host}/{remote}"
+        # The state's own server (above) is configured; an operator's host is checked.
+        _guard(shown, host, config)
     target = folder / _file_name(remote, NC_EXTRACT)
     try:
         with ftplib.FTP(timeout=config.download_timeout) as ftp:

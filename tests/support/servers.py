@@ -14,11 +14,14 @@ from pyftpdlib.servers import FTPServer
 
 
 class FileServer:
-    """Serves registered paths: server.add("/x.zip", data, status=200, delay=0)."""
+    """Serves registered paths: server.add("/x.zip", data, status=200, delay=0),
+    and redirects: server.redirect("/old.zip", "http://elsewhere/new.zip")."""
 
     def __init__(self):
         routes: dict[str, tuple[int, bytes, float]] = {}
+        locations: dict[str, str] = {}
         self.routes = routes
+        self.locations = locations
         self.requests: list[str] = []
         requests = self.requests
 
@@ -27,6 +30,8 @@ class FileServer:
                 requests.append(self.path)
                 status, body, delay = routes.get(self.path, (404, b"not found", 0.0))
                 self.send_response(status)
+                if self.path in locations:
+                    self.send_header("Location", locations[self.path])
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 step = 64 * 1024
@@ -50,6 +55,10 @@ class FileServer:
         data = body.read_bytes() if isinstance(body, Path) else body
         self.routes[path] = (status, data, delay)
         return self.url(path)
+
+    def redirect(self, path: str, location: str, status: int = 302) -> str:
+        self.locations[path] = location
+        return self.add(path, b"", status=status)
 
     def url(self, path: str) -> str:
         host, port = self.server.server_address[:2]
