@@ -153,9 +153,33 @@ SCHEMAS = {
 }
 
 
+def import_routing_key(state: str) -> str:
+    """The routing key of an import request for `state`: `import_requested.md`.
+
+    Each state's ingest queue is bound with its own key, so a request is
+    copied into its state's queue only (and, in Kubernetes, wakes only that
+    state's pod); the event keeps its name and payload."""
+    return f"{IMPORT_REQUESTED}.{state}"
+
+
+def routing_key(event_type: str, payload: dict) -> str:
+    """The routing key `event_type` is published with: its name, except an
+    import request, routed by its payload's state. shared.nameko_support's
+    publisher applies it to everything it publishes (admin's outbox, `make
+    run`'s sample imports): publish import requests with it, never with
+    nameko's EventDispatcher, which would send the plain event name that no
+    queue is bound to any more."""
+    if event_type != IMPORT_REQUESTED:
+        return event_type
+    state = payload.get("state")
+    if not state:
+        raise ValueError(f"an import request names its state: {payload}")
+    return import_routing_key(state)
+
+
 def validated(event_type: str, payload: dict) -> dict:
     """The payload as its schema loads it; raises ValidationError when it is off."""
     return SCHEMAS[event_type]().load(payload)
 
 
-__all__ = ["SCHEMAS", "ValidationError", "validated"]
+__all__ = ["SCHEMAS", "ValidationError", "import_routing_key", "routing_key", "validated"]

@@ -69,7 +69,13 @@ MAILS = Counter(
 def count_import(state: str, outcome: dict | None, seconds: float | None = None) -> None:
     """An import of `state` ended with `outcome`, the event the pipeline
     returned ({"event": "dataset_loaded" | "dataset_failed", "payload": ...});
-    None: it ended without one (the worker died or could not start)."""
+    None: it ended without one (the worker died or could not start).
+
+    An outcome marked `"replayed": true` is the earlier outcome of an import
+    that had already ended (a redelivered request): it was counted when the
+    import ended, so it is not counted again."""
+    if outcome is not None and outcome.get("replayed"):
+        return
     payload = (outcome or {}).get("payload") or {}
     loaded = outcome is not None and outcome.get("event") == "dataset_loaded"
     IMPORTS.labels(state=state, outcome="loaded" if loaded else "failed").inc()

@@ -8,11 +8,15 @@ from __future__ import annotations
 import logging
 import signal
 
+from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
 from shared.config import Config
 from shared.db import make_engine
+from shared.events import ADMIN_SOURCE, IMPORT_HANDLER, IMPORT_REQUESTED, import_routing_key
+from shared.events import routing_key as event_routing_key
+from shared.states import STATES
 
 log = logging.getLogger(__name__)
 
@@ -129,22 +133,60 @@ def add_state_handlers(cls, event_type: str, method, name: str = "{method}_{stat
 
 
 def handler_queue(config: Config, source: str, event_type: str, service: str,
-                  method: str):
+                  method: str, routing_key: str | None = None):
     """The queue nameko declares for `service.method`, an @event_handler of
-    `source`'s `event_type` (same name and flags, or the broker refuses)."""
+    `source`'s `event_type` (same name and flags, or the broker refuses),
+    bound with `routing_key` (a keyed_event_handler's) or the event type."""
     from kombu import Queue
     from nameko.standalone.events import get_event_exchange
 
     return Queue(f"evt-{source}-{event_type}--{service}.{method}",
                  exchange=get_event_exchange(source, config.nameko_config()),
-                 routing_key=event_type, durable=True, auto_delete=False, exclusive=False)
+                 routing_key=routing_key or event_type, durable=True, auto_delete=False,
+                 exclusive=False)
+
+
+def import_queue(config: Config, state: str):
+    """`ingest_<state>`'s queue of import requests, bound with the state's
+    key: the queue KEDA scales the state's ingest Deployment on."""
+    return handler_queue(config, ADMIN_SOURCE, IMPORT_REQUESTED, STATES[state].ingest_service,
+                         IMPORT_HANDLER, routing_key=import_routing_key(state))
+
+
+class KeyedEventHandler(EventHandler):
+    """nameko binds an event handler's queue with the event type as its
+    routing key. This handler keeps nameko's queue (its name,
+    evt-<source>-<event>--<service>.<method>, and its flags) and binds it with
+    a routing key of its own, such as `import_requested.md`.
+
+    Why not a per-state event type (`import_requested.md`), which plain
+    nameko would bind by itself: the queue's name would change with it, so
+    the requests waiting in the old queues at an upgrade would be stranded
+    there, and the queue names KEDA watches would change. With the name
+    kept, the new consumers read them. An upgraded queue keeps its binding
+    on plain `import_requested` too (a binding lasts as long as its queue),
+    but nothing publishes with that key any more."""
+
+    def __init__(self, source_service, event_type, routing_key, **kwargs):
+        self.routing_key = routing_key
+        super().__init__(source_service, event_type, **kwargs)
+
+    def setup(self):
+        # nameko names the queue and registers it with the container's queue
+        # consumer, which declares and binds it when the container starts.
+        super().setup()
+        self.queue.routing_key = self.routing_key
+
+
+keyed_event_handler = KeyedEventHandler.decorator
 
 
 def publisher(config: Config, consumers=None):
     """`dispatch(source, event_type, payload)` that publishes as `source`:
     events relayed from an outbox keep the service that recorded them. The
-    source's event exchange is declared on the way, so a publish on a fresh
-    broker does not fail for want of it.
+    routing key is shared.events.routing_key's (an import request's carries
+    its state). The source's event exchange is declared on the way, so a
+    publish on a fresh broker does not fail for want of it.
 
     A topic exchange drops what no queue is bound to yet. For events that
     must wait for a consumer that has never run (an import request on a
@@ -159,7 +201,8 @@ def publisher(config: Config, consumers=None):
     def dispatch(source: str, event_type: str, payload: dict) -> None:
         exchange = get_event_exchange(source, nameko_config)
         queues = consumers(source, event_type, payload) if consumers else []
-        publisher_.publish(payload, exchange=exchange, routing_key=event_type,
+        publisher_.publish(payload, exchange=exchange,
+                           routing_key=event_routing_key(event_type, payload),
                            declare=[exchange, *queues])
 
     return dispatch

@@ -270,11 +270,9 @@ def test_a_request_made_before_ingest_ever_ran_waits_for_it(operator, start_inge
                                                            release):
     from kombu import Connection
 
-    from shared.events import ADMIN_SOURCE, IMPORT_HANDLER, IMPORT_REQUESTED
-    from shared.nameko_support import handler_queue
+    from shared.nameko_support import import_queue
 
-    queue = handler_queue(admin_config, ADMIN_SOURCE, IMPORT_REQUESTED, "ingest_nc",
-                          IMPORT_HANDLER)
+    queue = import_queue(admin_config, "nc")
     with Connection(admin_config.amqp_uri) as conn:
         queue.bind(conn.default_channel).delete()  # as on a broker ingest never used
 

@@ -10,8 +10,12 @@ import time
 import psutil
 import pytest
 
+from services.admin.imports import admin_publisher
 from services.ingest.nc.synthetic import generate_release, zip_release
-from tests.support.releases import request_import, small_release
+from shared.events import ADMIN_SOURCE, IMPORT_HANDLER, IMPORT_REQUESTED
+from shared.nameko_support import handler_queue, import_queue
+from shared.states import STATES
+from tests.support.releases import new_id, request_import, small_release
 from tests.support.waiting import wait_until
 
 
@@ -64,6 +68,76 @@ def test_requests_for_another_state_are_left_to_that_state(
             if payload.get("import_id") == other} == {"ingest_md"}
     assert db("SELECT state, attempts FROM ingest.import_runs WHERE import_id = :id",
               id=other) == [("md", 1)]
+
+
+def waiting_in(config, state: str) -> int:
+    """How many messages wait in ingest_<state>'s queue of import requests
+    (a passive declare: the queue must exist)."""
+    from kombu import Connection
+
+    with Connection(config.amqp_uri) as conn:
+        return conn.default_channel.queue_declare(import_queue(config, state).name,
+                                                  passive=True).message_count
+
+
+def test_an_import_request_fills_only_its_states_queue(
+        config, release, events, start_ingest_service):
+    # The queues as the ingest services declare and bind them, left without
+    # consumers: what a request reaches stays there to be counted.
+    start_ingest_service().stop()
+    assert {state: waiting_in(config, state) for state in STATES} == {
+        "nc": 0, "md": 0, "il": 0}
+
+    # Published without declaring anything: the services' own bindings route it.
+    md_request = request_import(config, release(small_release).as_uri(), state="md")
+    assert {state: waiting_in(config, state) for state in STATES} == {
+        "nc": 0, "md": 1, "il": 0}
+    # As admin publishes (its outbox relay declares the state's queue first).
+    il_request = new_id("svc")
+    admin_publisher(config)(ADMIN_SOURCE, IMPORT_REQUESTED, {
+        "import_id": il_request, "state": "il", "url": release(small_release).as_uri()})
+    assert {state: waiting_in(config, state) for state in STATES} == {
+        "nc": 0, "md": 1, "il": 1}
+
+    # Each waiting request is taken by its own state's service.
+    start_ingest_service()
+    for import_id, service in ((md_request, "ingest_md"), (il_request, "ingest_il")):
+        events.wait_for("dataset_failed", import_id)  # an nc release, of no other state
+        assert {source for source, kind, payload in events.events
+                if payload.get("import_id") == import_id} == {service}
+    wait_until(lambda: not any(waiting_in(config, state) for state in STATES))
+
+
+def test_a_request_waiting_in_a_queue_bound_before_routing_by_state_is_loaded(
+        config, release, events, start_ingest_service, db):
+    """An upgrade: the queues were bound with plain `import_requested`, which
+    admin published every request with, so an nc request waits in all three.
+    The new services keep the queues' names: nc's loads it, the others drop
+    their copies."""
+    from kombu import Connection
+    from nameko.amqp.publish import Publisher
+    from nameko.standalone.events import get_event_exchange
+
+    with Connection(config.amqp_uri) as conn:
+        for state in STATES.values():
+            handler_queue(config, ADMIN_SOURCE, IMPORT_REQUESTED, state.ingest_service,
+                          IMPORT_HANDLER)(conn.default_channel).declare()
+    import_id = new_id("old")
+    Publisher(config.amqp_uri, serializer="json").publish(
+        {"import_id": import_id, "state": "nc", "url": release(small_release).as_uri()},
+        exchange=get_event_exchange(ADMIN_SOURCE, config.nameko_config()),
+        routing_key=IMPORT_REQUESTED)
+    assert {state: waiting_in(config, state) for state in STATES} == {
+        "nc": 1, "md": 1, "il": 1}
+
+    start_ingest_service()
+    loaded = events.wait_for("dataset_loaded", import_id)
+    assert loaded["counts"]["stops"] == 4
+    wait_until(lambda: not any(waiting_in(config, state) for state in STATES))
+    assert {source for source, kind, payload in events.events
+            if payload.get("import_id") == import_id} == {"ingest_nc"}
+    assert db("SELECT state, attempts FROM ingest.import_runs WHERE import_id = :id",
+              id=import_id) == [("nc", 1)]
 
 
 def test_a_long_import_keeps_its_broker_connection_and_loads_once(

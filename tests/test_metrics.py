@@ -20,8 +20,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.admin import reports
 from shared import metrics
+from shared.events import ADMIN_SOURCE, IMPORT_REQUESTED
+from shared.nameko_support import publisher
 from tests.support.gateway import ALDER, load_and_refresh, town_release
-from tests.support.releases import request_import, small_release
+from tests.support.releases import new_id, request_import, small_release
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,6 +201,31 @@ def test_a_nameko_service_serves_its_import_metrics(
     assert total(scraped, "process_cpu_seconds_total") > 0
 
 
+def test_a_replayed_import_is_not_counted_again(
+        config, release, events, start_ingest_service):
+    """A redelivered request of an import that already ended: the worker
+    answers with the earlier outcome, marked replayed, which is not counted."""
+    port = free_port()
+    service = start_ingest_service(METRICS_PORT=str(port))
+    request = {"import_id": new_id("replay"), "state": "nc",
+               "url": release(small_release).as_uri()}
+    dispatch = publisher(config)
+    dispatch(ADMIN_SOURCE, IMPORT_REQUESTED, request)
+    payload = events.wait_for("dataset_loaded", request["import_id"])
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_until(lambda: value(scrape(url), "odp_import_duration_seconds_count", state="nc"))
+    dispatch(ADMIN_SOURCE, IMPORT_REQUESTED, request)  # as a redelivery would bring it
+    wait_until(lambda: f"import {request['import_id']} had already ended" in service.log())
+
+    scraped = scrape(url)
+    assert value(scraped, "odp_imports_total", state="nc", outcome="loaded") == 1
+    assert value(scraped, "odp_imports_total", state="nc", outcome="failed") in (None, 0)
+    assert value(scraped, "odp_rows_loaded_total", state="nc") == sum(
+        payload["counts"].values()) == 12
+    assert value(scraped, "odp_import_duration_seconds_count", state="nc") == 1
+    assert len(events.of("dataset_loaded", request["import_id"])) == 1
+
+
 def sample(name: str, **labels) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
@@ -215,6 +242,9 @@ def test_an_import_outcome_is_counted_with_its_rows():
     metrics.count_import("zz", {"event": "dataset_failed", "payload": {
         "phase": "load", "rejected_rows": 3}}, 1.0)
     metrics.count_import("zz", None)  # the worker died
+    # The earlier outcome of an import that had already ended: not again.
+    metrics.count_import("zz", {"event": "dataset_loaded", "replayed": True, "payload": {
+        "counts": {"stops": 4, "persons": 5}, "rejected_rows": 2}}, 0.5)
 
     assert sample("odp_imports_total", state="zz", outcome="loaded") == before["loaded"] + 1
     assert sample("odp_imports_total", state="zz", outcome="failed") == before["failed"] + 2

@@ -29,15 +29,13 @@ from shared.events import (
     AGENCY_MAPPING_UPDATED,
     CENSUS_HANDLER,
     CENSUS_REQUESTED,
-    IMPORT_HANDLER,
     IMPORT_REQUESTED,
     MAPPING_HANDLER,
     STOP_REASONS_HANDLER,
     STOP_REASONS_UPDATED,
 )
-from shared.nameko_support import handler_queue, publisher
+from shared.nameko_support import handler_queue, import_queue, publisher
 from shared.operator import NotFound
-from shared.states import STATES
 from shared.tables import admin_outbox, imports, refreshes
 
 UNDER_WAY = ("queued", "running", "loaded")
@@ -124,8 +122,10 @@ def admin_publisher(config: Config):
     has never run on this broker."""
     def consumers(source: str, event_type: str, payload: dict) -> list:
         if event_type == IMPORT_REQUESTED:
-            return [handler_queue(config, source, event_type,
-                                  STATES[payload["state"]].ingest_service, IMPORT_HANDLER)]
+            # The outbox keeps the event's name and payload; the publisher
+            # routes each request by its payload's state (import_requested.md),
+            # rows recorded before that routing included, to this queue alone.
+            return [import_queue(config, payload["state"])]
         handler = {CENSUS_REQUESTED: ("census", CENSUS_HANDLER),
                    AGENCY_MAPPING_UPDATED: MAPPING_HANDLER,
                    STOP_REASONS_UPDATED: STOP_REASONS_HANDLER}.get(event_type)

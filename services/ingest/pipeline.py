@@ -8,7 +8,8 @@
 import's last change (the swap, or the failure record), and returns that
 event. The state's advisory lock serializes imports of one state, whoever
 started them (the service, the `odp` command). An import id that already
-ended is not loaded again: a redelivered request changes nothing.
+ended is not loaded again: a redelivered request changes nothing, and gets
+the earlier outcome back, marked as replayed.
 
 Run it outside eventlet (services/ingest/worker.py): COPY is refused on a
 green psycopg2 connection, and a long blocking import would starve the
@@ -76,7 +77,9 @@ def destination_for(request: dict, config: Config) -> Path:
 
 
 def run_import(request: dict, config: Config, report: Reporter = _no_report) -> dict:
-    """Load one release; return the event it ended with: {"event", "payload"}."""
+    """Load one release; return the event it ended with: {"event", "payload"}.
+    For an import that had already ended, that earlier event, marked
+    `"replayed": True`."""
     request = validated("import_requested", request)
     state = request["state"]
     engine = make_engine(config)
@@ -90,7 +93,8 @@ def run_import(request: dict, config: Config, report: Reporter = _no_report) -> 
                 if ended is not None:
                     log.info("import %s already ended (%s); not loading it again",
                              request["import_id"], ended["event"])
-                    return ended
+                    # Marked, so that it is not counted as a second import.
+                    return {**ended, "replayed": True}
                 staging.drop_leftovers(cursor, state)
             return _run(engine, request, config, Throttled(report))
     finally:

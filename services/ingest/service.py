@@ -1,7 +1,8 @@
 """The ingest services: `ingest_nc`, `ingest_md`, `ingest_il`, one per state
 of STATES, all run by `python -m services.ingest`.
 
-On `import_requested` for its state the service runs the pipeline in a
+On `import_requested` for its state (routed to its queue alone by the key
+`import_requested.<state>`: import_handler) the service runs the pipeline in a
 worker process (services/ingest/worker.py), turns the worker's progress
 lines into `import_progress` events, and publishes the outcome the pipeline
 wrote to the outbox (`dataset_loaded` or `dataset_failed`). A timer relays
@@ -26,14 +27,22 @@ from services.ingest.pipeline import fail_unfinished
 from shared import metrics
 from shared.events import (
     ADMIN_SOURCE,
+    IMPORT_HANDLER,
     IMPORT_PROGRESS,
     IMPORT_REQUESTED,
     STOP_REASONS_UPDATED,
     ImportRequested,
     StopReasonsUpdated,
     ValidationError,
+    import_routing_key,
 )
-from shared.nameko_support import BoundedRetries, Database, OutboxRelay, Settings
+from shared.nameko_support import (
+    BoundedRetries,
+    Database,
+    OutboxRelay,
+    Settings,
+    keyed_event_handler,
+)
 from shared.states import STATES, State
 from shared.tables import ingest_applied_updates, ingest_md_stop_reasons
 from shared.tables import outbox as ingest_outbox
@@ -57,11 +66,15 @@ class IngestService(OutboxRelay):
     db = Database()
     dispatch = EventDispatcher()
 
-    # A request whose failure cannot even be recorded (the database is down)
-    # goes back to the queue, after a pause, a bounded number of times. The
-    # method's name is IMPORT_HANDLER: admin declares its queue by that name.
-    @event_handler(ADMIN_SOURCE, IMPORT_REQUESTED, requeue_on_error=True)
     def load_release(self, payload: dict) -> None:
+        """An import request of this state; service_for makes it the handler.
+
+        A request whose failure cannot even be recorded (the database is
+        down) goes back to the queue, after a pause, a bounded number of
+        times."""
+        # Only this state's requests are routed here, but a request published
+        # before the routing by state (plain `import_requested`) was copied
+        # into every state's queue, and may still wait there after an upgrade.
         if payload.get("state") != self.state:
             return
         try:
@@ -113,8 +126,12 @@ class IngestService(OutboxRelay):
             elif "outcome" in message:
                 outcome = message["outcome"]
         code = process.wait()
-        # The outcome the pipeline reported, or a failure when it reported none.
+        # The outcome the pipeline reported, or a failure when it reported none;
+        # a replayed one (the import had already ended) is not counted again.
         metrics.count_import(self.state, outcome, time.monotonic() - started)
+        if outcome is not None and outcome.get("replayed"):
+            log.info("import %s had already ended (%s): not loaded or counted again",
+                     request["import_id"], outcome["event"])
         if code != 0:
             return phase, (f"the import worker stopped unexpectedly during {phase} "
                            f"(exit code {code}); see the ingest service's log")
@@ -143,12 +160,26 @@ class StopReasonsTable:
         log.info("md stop reasons replaced: %d stems", len(update["rows"]))
 
 
+def import_handler(state: State):
+    """`load_release` of `ingest_<code>`: a handler of admin's
+    `import_requested` whose queue (nameko's name,
+    evt-admin-import_requested--ingest_<code>.load_release, which admin
+    declares and KEDA watches) is bound with the state's routing key
+    `import_requested.<code>`: it gets this state's requests only."""
+    def load_release(self, payload: dict) -> None:
+        IngestService.load_release(self, payload)
+
+    load_release.__name__ = load_release.__qualname__ = IMPORT_HANDLER
+    return keyed_event_handler(ADMIN_SOURCE, IMPORT_REQUESTED, import_routing_key(state.code),
+                               requeue_on_error=True)(load_release)
+
+
 def service_for(state: State) -> type[IngestService]:
     """`ingest_<code>`, the service of one state's imports."""
     bases = (StopReasonsTable, IngestService) if state.has_stop_reasons else (IngestService,)
     return type(f"Ingest{state.code.upper()}", bases,
                 {"name": state.ingest_service, "state": state.code,
-                 "__module__": __name__})
+                 IMPORT_HANDLER: import_handler(state), "__module__": __name__})
 
 
 # One service per state of STATES, built when this module is imported: a

@@ -5,6 +5,10 @@ request as JSON on its standard input and reads JSON lines back:
 
     {"progress": {"phase": "load Stop.txt", "done": 1048576, "total": 228000000}}
     {"outcome": {"event": "dataset_loaded", "payload": {...}}}
+    {"outcome": {"event": "dataset_loaded", "payload": {...}, "replayed": true}}
+
+The last form answers a request of an import that had already ended (a
+redelivery): its earlier outcome, which the service does not count again.
 
 A separate process keeps the service's broker heartbeats flowing during a
 long import and gives the pipeline an ordinary (not green) psycopg2, which
