@@ -63,6 +63,13 @@ class NotFound(OperatorError):
 
 
 @deserialize_to_instance
+class Unavailable(OperatorError):
+    """The admin service cannot reach what it needs (the database): try again."""
+
+    status = 503
+
+
+@deserialize_to_instance
 class Forbidden(OperatorError):
     status = 403
 

@@ -178,8 +178,15 @@ def test_import_follow_shows_progress_until_refreshed(
     assert f"error: import {first} did not finish within 0 s" in hurried.stderr
     assert "done in" not in hurried.stderr
 
-    # By name; it waits for the first import of nc, then runs.
-    followed = cli("import", name, "--follow")
+    # A second import of the same dataset while the first is under way is
+    # refused, naming the first.
+    again = cli("import", name)
+    assert again.returncode == 1
+    assert f"already has import {first} queued" in again.stderr
+
+    # Another dataset, by name: it waits for the first import of nc, then runs.
+    other_id, other = add_dataset(cli, release(release_of(3)).as_uri())
+    followed = cli("import", other, "--follow")
     assert followed.returncode == 0, followed.stderr
     lines = followed.stdout.splitlines()
     second = int(re.fullmatch(r"import (\d+) queued", lines[0])[1])
@@ -199,7 +206,7 @@ def test_import_follow_shows_progress_until_refreshed(
     header, *rows = listed.stdout.splitlines()
     assert header.split()[:5] == ["ID", "DATASET", "STATE", "STATUS", "PHASE"]
     assert [row.split()[0] for row in rows][:2] == [str(second), str(first)]
-    assert re.match(rf"{second} +{re.escape(name)} +nc +refreshed +refreshed +"
+    assert re.match(rf"{second} +{re.escape(other)} +nc +refreshed +refreshed +"
                     r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$",
                     rows[0]), rows[0]
     failed = cli("imports", "list", "--status", "failed").stdout.splitlines()[1:]
@@ -208,7 +215,7 @@ def test_import_follow_shows_progress_until_refreshed(
     shown = cli("imports", "show", str(second))
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.startswith(f"import {second}\n")
-    assert field(shown.stdout, "dataset") == f"{name} (dataset {dataset_id})"
+    assert field(shown.stdout, "dataset") == f"{other} (dataset {other_id})"
     assert field(shown.stdout, "status") == "refreshed"
     assert field(shown.stdout, "counts").startswith("stops 3, persons 3")
     assert field(shown.stdout, "rejected rows") == "0"

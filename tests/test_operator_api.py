@@ -268,3 +268,53 @@ def test_a_dataset_url_into_a_private_network_is_refused(operator_api, url, wher
 
     assert response.status_code == 400
     assert response.json["errors"]["url"].startswith(where)
+
+
+def test_a_second_import_of_a_dataset_under_way_is_a_409(operator_api):
+    dataset = operator_api.call("POST", "/admin/api/datasets/", json=dataset_body()).json
+    path = f"/admin/api/datasets/{dataset['id']}/import/"
+    first = operator_api.call("POST", path)
+    again = [operator_api.call("POST", path) for _ in range(3)]
+
+    assert first.status_code == 202 and first.json["status"] == "queued"
+    assert [answer.status_code for answer in again] == [409] * 3
+    assert again[0].json["description"] == (
+        f"dataset {dataset['name']!r} already has import {first.json['import_id']} queued; follow "
+        f"it (odp imports show {first.json['import_id']}) or wait for it to end")
+    queued = operator_api.call("GET", "/admin/api/imports/", params={"status": "queued"}).json
+    assert [record["id"] for record in queued if record["dataset_id"] == dataset["id"]] == [
+        first.json["import_id"]]
+
+
+def test_the_operator_api_is_a_503_while_the_database_is_down(admin_config, engine):
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from services.gateway.backends import Deps, cache_client, reader_engine
+    from shared.db import sqlalchemy_url
+    from tests.support.admin import InProcessAdmin
+    from tests.support.tcp_proxy import TcpProxy
+
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    url = make_url(admin_config.database_url).set(host="127.0.0.1", port=proxy.port)
+    admin_engine = create_engine(sqlalchemy_url(url.render_as_string(hide_password=False)),
+                                 pool_pre_ping=True, connect_args={"connect_timeout": 2})
+    deps = Deps(engine=reader_engine(admin_config), cache=cache_client(admin_config),
+                admin=InProcessAdmin(admin_config, admin_engine))
+    try:
+        with gateway_client(admin_config, deps) as client:
+            client = with_operator_calls(client)
+            up = client.call("GET", "/admin/api/datasets/")
+            proxy.cut()
+            down = client.call("GET", "/admin/api/datasets/")
+            added = client.call("POST", "/admin/api/datasets/", json=dataset_body())
+    finally:
+        proxy.close()
+        deps.close()
+        admin_engine.dispose()
+
+    assert up.status_code == 200
+    for answer in (down, added):
+        assert answer.status_code == 503, answer.text
+        assert answer.json == {"title": "Service Unavailable",
+                               "description": "the database is unavailable; try again shortly"}

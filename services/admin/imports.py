@@ -35,7 +35,7 @@ from shared.events import (
     STOP_REASONS_UPDATED,
 )
 from shared.nameko_support import handler_queue, import_queue, publisher
-from shared.operator import NotFound
+from shared.operator import Conflict, NotFound
 from shared.tables import admin_outbox, imports, refreshes
 
 UNDER_WAY = ("queued", "running", "loaded")
@@ -78,7 +78,20 @@ def listed(conn, state: str | None = None, status: str | None = None,
 
 
 def request(conn, dataset: dict, report_to: list[str] | None = None) -> dict:
-    """Queue an import of `dataset` and dispatch it if its state is free."""
+    """Queue an import of `dataset` and dispatch it if its state is free.
+    A dataset with an import under way is refused (Conflict): repeated
+    requests, a client retrying after a timeout, must not queue the same
+    release again and again."""
+    # Two requests at once take turns here, so only one can pass the check.
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                 {"key": advisory_key(f"admin-import-of:{dataset['id']}")})
+    under_way = conn.execute(select(imports.c.id, imports.c.status).where(
+        imports.c.dataset_id == dataset["id"], imports.c.status.in_(UNDER_WAY))
+        .order_by(imports.c.id).limit(1)).first()
+    if under_way is not None:
+        raise Conflict(f"dataset {dataset['name']!r} already has import {under_way.id} "
+                       f"{under_way.status}; follow it (odp imports show {under_way.id}) "
+                       "or wait for it to end")
     if report_to is None:
         report_to = [dataset[key] for key in ("report_email_1", "report_email_2")
                      if dataset[key]]

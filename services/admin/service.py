@@ -21,6 +21,7 @@ from marshmallow import ValidationError
 from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from services.admin import census, datasets, imports, mappings, reports, tokens
@@ -42,6 +43,7 @@ from shared.operator import (
     InvalidInput,
     NotFound,
     OperatorError,
+    Unavailable,
     flatten,
 )
 from shared.states import STATES
@@ -54,6 +56,11 @@ log = logging.getLogger(__name__)
 REQUEUE_PAUSE = 2.0
 
 
+# A lost or refused connection: an outage to retry, not a bug.
+DATABASE_OUTAGE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
+                   sa_exc.DisconnectionError)
+
+
 def operator_call(method=None, *, publishes: bool = False):
     """An rpc method of the operator API: token checked, one transaction,
     then (when it `publishes`) the outbox sent at once."""
@@ -63,9 +70,16 @@ def operator_call(method=None, *, publishes: bool = False):
     @rpc(expected_exceptions=(OperatorError,))
     @functools.wraps(method)
     def call(self, digest, *args):
-        with self.db.begin() as conn:
-            tokens.check(conn, digest)
-            result = method(self, conn, *args)
+        try:
+            with self.db.begin() as conn:
+                tokens.check(conn, digest)
+                result = method(self, conn, *args)
+        except DATABASE_OUTAGE as error:
+            # The operator is told to retry (503), not that we broke (500);
+            # nothing was written, the transaction never committed.
+            log.warning("operator call %s: the database is unavailable: %s", method.__name__,
+                        type(error).__name__)
+            raise Unavailable("the database is unavailable; try again shortly") from None
         if publishes:
             # Mails are left to the timer and the event handlers: a slow SMTP
             # server must not hold an operator's answer.

@@ -139,8 +139,9 @@ OPERATOR_RESPONSES = {
     "401": "No bearer token was sent",
     "403": "The bearer token is not an operator's",
     "404": "No such dataset, import or state",
-    "409": "The name or URL is already used by another dataset",
-    "503": "The admin service or the broker is down",
+    "409": "The name or URL is already used by another dataset, or the dataset already has "
+           "an import under way",
+    "503": "The admin service, the broker or the database is down",
 }
 OPERATOR_SUCCESS = {("post", "Datasets"): "201", ("post", "DatasetImport"): "202",
                     ("post", "CensusRefresh"): "202"}
