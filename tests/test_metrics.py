@@ -5,6 +5,7 @@ own on METRICS_PORT, and the counting in the import, refresh and mail code."""
 from __future__ import annotations
 
 import glob
+import json
 import os
 import socket
 import subprocess
@@ -287,3 +288,36 @@ def test_mails_are_counted_queued_failed_and_sent(admin_config, engine, smtp):
     assert sent >= 1
     assert sample("odp_mails_total", outcome="sent") == before["sent"] + sent
     smtp.wait_for(lambda message: '"NC metrics test" failed' in message["Subject"])
+
+
+def test_errors_gunicorn_answers_itself_are_json(start_metered_gateway):
+    # Before the app runs: a request line over gunicorn's limit, header
+    # fields over its limit, a request that is not HTTP.
+    base = start_metered_gateway()
+    host, port = base.removeprefix("http://").split(":")
+
+    def raw(request: bytes) -> tuple[str, dict, bytes]:
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            conn.sendall(request)
+            data = b""
+            while chunk := conn.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status, *lines = head.decode("latin1").split("\r\n")
+        headers = dict(line.split(": ", 1) for line in lines)
+        return status, headers, body
+
+    long_url = b"GET /nc/api/agency/?" + b"x" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    big_header = b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + b"y" * 9000 + b"\r\n\r\n"
+    for request, status, description in (
+            (long_url, "HTTP/1.1 414 URI Too Long",
+             "the URL is too long (at most 4094 bytes with the method and version)"),
+            (big_header, "HTTP/1.1 431 Request Header Fields Too Large",
+             "the request's header fields are too large"),
+            (b"NOT HTTP AT ALL\r\n\r\n", "HTTP/1.1 400 Bad Request",
+             "the request is not valid HTTP")):
+        answered, headers, body = raw(request)
+        assert answered == status
+        assert headers["Content-Type"] == "application/json"
+        assert json.loads(body) == {"title": status.split(" ", 2)[2],
+                                    "description": description}

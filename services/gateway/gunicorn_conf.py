@@ -19,6 +19,12 @@
   nothing here uses gunicornc, its default path is shared by every gunicorn
   of the user, and a container's home is read-only.
 
+- Errors gunicorn answers itself, before the app (a request line over
+  4094 bytes: 414, header fields too large: 431, a request that is not
+  HTTP: 400, a worker's crash: 500), are JSON like the app's errors
+  ({"title", "description"}), not gunicorn's HTML page, and say nothing of
+  the request or of internals.
+
 Command-line options win over these settings.
 """
 
@@ -29,6 +35,7 @@ import os
 import shutil
 import tempfile
 
+from gunicorn import util as gunicorn_util
 from gunicorn.glogging import Logger
 
 from shared.config import Config
@@ -107,3 +114,35 @@ def child_exit(server, worker) -> None:
 def on_exit(server) -> None:
     if _OWN_DIR is not None:
         shutil.rmtree(_OWN_DIR, ignore_errors=True)
+
+
+# What gunicorn's own error answers say: the app's error shape, a sentence
+# per status, and no echo of the request.
+_ERROR_DESCRIPTIONS = {
+    400: "the request is not valid HTTP",
+    403: "the request is forbidden",
+    414: "the URL is too long (at most 4094 bytes with the method and version)",
+    417: "the expectation cannot be met",
+    431: "the request's header fields are too large",
+    500: "internal error",
+    501: "the transfer coding is not supported",
+}
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    """gunicorn.util.write_error's replacement: the same status line, a JSON
+    body. gunicorn has no setting for its error page, and its workers call
+    util.write_error through the module, so replacing it here, in the
+    arbiter before the workers fork, reaches every worker."""
+    import json
+
+    body = json.dumps({"title": reason,
+                       "description": _ERROR_DESCRIPTIONS.get(status_int, reason.lower())
+                       }).encode()
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin1")
+    gunicorn_util.write_nonblock(sock, head + body)
+
+
+gunicorn_util.write_error = write_json_error
