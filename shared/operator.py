@@ -132,11 +132,20 @@ class DatasetIn(Schema):
         path = inside_data_dir(value, self.data_dir)
         if path is None:
             raise ValidationError(f"must be a folder inside the data folder {self.data_dir}")
-        # <data>/<state> holds the default folders of earlier imports, whose
-        # files would be taken for this release's.
-        if path.parent == Path(self.data_dir).resolve() and path.name in STATES:
-            raise ValidationError(f"{path} holds the default folders of {path.name} imports; "
-                                  "choose a folder of its own")
+        # <data>/<state> holds the default folders of imports (<data>/nc/12 is
+        # import 12's), whose files would be taken for this release's: not
+        # the state's folder itself, nor an import's (all digits: an admin
+        # import's id, present or future), nor anything inside one.
+        parts = path.relative_to(Path(self.data_dir).resolve()).parts
+        if parts and parts[0] in STATES:
+            state_folder = Path(self.data_dir).resolve() / parts[0]
+            if len(parts) == 1:
+                raise ValidationError(f"{path} holds the default folders of {parts[0]} "
+                                      "imports; choose a folder of its own")
+            if parts[1].isdigit():
+                raise ValidationError(f"{path} is in {state_folder / parts[1]}, the folder of "
+                                      f"{parts[0]} import {parts[1]}; choose a folder of its "
+                                      "own")
 
 
 def inside_data_dir(destination: str, data_dir: Path) -> Path | None:

@@ -256,6 +256,41 @@ def test_a_destination_holding_a_states_import_folders_is_refused(operator_api):
     assert "holds the default folders of md imports" in response.json["errors"]["destination"]
 
 
+def test_a_destination_inside_an_imports_folder_is_refused(operator_api, admin_config):
+    # nc/12 is import 12's folder: its files would be loaded as this release.
+    response = operator_api.call("POST", "/admin/api/datasets/",
+                                 json=dataset_body(destination="nc/12"))
+
+    assert response.status_code == 400
+    root = admin_config.data_dir.resolve()
+    assert response.json["errors"]["destination"] == (
+        f"{root / 'nc' / '12'} is in {root / 'nc' / '12'}, the folder of nc import 12; "
+        "choose a folder of its own")
+    inside = operator_api.call("POST", "/admin/api/datasets/",
+                               json=dataset_body(destination="nc/12/unpacked"))
+    assert inside.status_code == 400
+
+
+def test_a_destination_overlapping_another_datasets_folder_is_refused(operator_api,
+                                                                     admin_config):
+    tag = uuid.uuid4().hex[:8]
+    first = operator_api.call("POST", "/admin/api/datasets/",
+                              json=dataset_body(destination=f"releases-{tag}/a"))
+    assert first.status_code == 201, first.text
+    folder = admin_config.data_dir.resolve() / f"releases-{tag}" / "a"
+
+    for overlapping in (f"releases-{tag}/a", f"releases-{tag}/a/inner", f"releases-{tag}"):
+        response = operator_api.call("POST", "/admin/api/datasets/",
+                                     json=dataset_body(destination=overlapping))
+        assert response.status_code == 400, overlapping
+        assert response.json["errors"]["destination"] == (
+            f"overlaps {folder}, the folder of dataset {first.json['name']!r}; choose a "
+            "folder of its own")
+    beside = operator_api.call("POST", "/admin/api/datasets/",
+                               json=dataset_body(destination=f"releases-{tag}/b"))
+    assert beside.status_code == 201, beside.text
+
+
 @pytest.mark.parametrize("url, where", [
     ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
     ("http://10.1.2.3/STOPS_Extract.zip", "10.1.2.3 is a private address"),

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from marshmallow import ValidationError
 from sqlalchemy import delete, select
@@ -52,6 +53,20 @@ def validate(config: Config, body) -> dict:
     return data
 
 
+def _check_destination_is_its_own(conn, dataset_id: int, destination: str | None) -> None:
+    """A folder another dataset downloads into (or one inside or around it)
+    would mix two releases' files: refused."""
+    if destination is None:
+        return
+    mine = Path(destination)
+    for name, theirs in conn.execute(select(datasets.c.name, datasets.c.destination).where(
+            datasets.c.destination.is_not(None), datasets.c.id != dataset_id)):
+        other = Path(theirs)
+        if mine == other or other in mine.parents or mine in other.parents:
+            raise InvalidInput({"destination": f"overlaps {other}, the folder of dataset "
+                                               f"{name!r}; choose a folder of its own"})
+
+
 def add(conn, config: Config, body) -> dict:
     data = validate(config, body)
     try:
@@ -63,6 +78,9 @@ def add(conn, config: Config, body) -> dict:
         if field is None:
             raise
         raise Conflict(f"{field}: another dataset already has {field} {data[field]!r}") from None
+    # After the insert, so a used name or URL is the 409 it always was; the
+    # operator call's transaction rolls the row back on a refusal here.
+    _check_destination_is_its_own(conn, row.id, data["destination"])
     return record(row)
 
 
