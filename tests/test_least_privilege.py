@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from services.gateway.backends import build_deps
 from shared.db import READER_ROLE, psycopg2_dsn
 from shared.dbsetup import ensure_roles, head_revision, wait_for_schema
+from tests.conftest import drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +32,21 @@ def gateway_engine(config):
     deps = build_deps(config)
     yield deps.engine
     deps.close()
+
+
+@contextmanager
+def scratch_database():
+    """An empty database of the test's own: its URL; dropped after."""
+    name = f"odp_wait_{uuid.uuid4().hex[:8]}"
+    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
+    maintenance.autocommit = True
+    with maintenance.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    maintenance.close()
+    try:
+        yield f"postgresql:///{name}"
+    finally:
+        drop_database(name)
 
 
 def owner(config) -> str:
@@ -163,30 +180,18 @@ def test_a_reader_url_without_a_user_is_refused(config):
 
 def test_db_wait_accepts_a_schema_newer_than_the_code(config, db):
     # A rollback after the next release migrated: the older pods must start.
-    fresh = f"odp_wait_{uuid.uuid4().hex[:8]}"
-    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
-    maintenance.autocommit = True
-    with maintenance.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{fresh}"')
-    try:
-        conn = psycopg2.connect(psycopg2_dsn(f"postgresql:///{fresh}"))
+    with scratch_database() as url:
+        conn = psycopg2.connect(psycopg2_dsn(url))
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY)")
             cur.execute("INSERT INTO alembic_version VALUES ('0099_from_the_future')")
-        conn.close()
         said = []
-        newer = wait_for_schema(f"postgresql:///{fresh}", timeout=1, say=said.append)
-        with psycopg2.connect(psycopg2_dsn(f"postgresql:///{fresh}")) as conn:
-            with conn.cursor() as cur:
-                cur.execute(f"UPDATE alembic_version SET version_num = '{first_revision()}'")
+        newer = wait_for_schema(url, timeout=1, say=said.append)
+        with conn.cursor() as cur:
+            cur.execute(f"UPDATE alembic_version SET version_num = '{first_revision()}'")
         conn.close()
-        older = wait_for_schema(f"postgresql:///{fresh}", timeout=1, say=said.append,
-                                interval=0.2)
-    finally:
-        with maintenance.cursor() as cur:
-            cur.execute(f'DROP DATABASE "{fresh}" WITH (FORCE)')
-        maintenance.close()
+        older = wait_for_schema(url, timeout=1, say=said.append, interval=0.2)
 
     assert newer and said[0] == (f"database schema at 0099_from_the_future, newer than "
                                  f"this code's {head_revision()}: going on")
@@ -201,20 +206,11 @@ def first_revision() -> str:
 
 
 def test_db_wait_gives_up_naming_what_it_waits_for(config, db):
-    fresh = f"odp_wait_{uuid.uuid4().hex[:8]}"
-    maintenance = psycopg2.connect(psycopg2_dsn("postgresql:///postgres"))
-    maintenance.autocommit = True
-    with maintenance.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{fresh}"')
-    try:
+    with scratch_database() as url:
         result = subprocess.run(
             [sys.executable, "-m", "odp", "db", "wait", "--timeout", "1"], cwd=ROOT,
-            env={**config.as_environ(), "DATABASE_URL": f"postgresql:///{fresh}"},
+            env={**config.as_environ(), "DATABASE_URL": url},
             capture_output=True, text=True, timeout=60)
-    finally:
-        with maintenance.cursor() as cur:
-            cur.execute(f'DROP DATABASE "{fresh}"')
-        maintenance.close()
 
     assert result.returncode == 1
     assert (f"gave up after 1 s: the schema is at no migration, this code needs "
