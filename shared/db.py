@@ -29,9 +29,10 @@ def sqlalchemy_url(database_url: str):
     return url
 
 
-def make_engine(config: Config, **options) -> Engine:
+def make_engine(config: Config, url: str | None = None, **options) -> Engine:
+    """An engine on `url` (default DATABASE_URL), pinging pooled connections."""
     options.setdefault("pool_pre_ping", True)
-    return create_engine(sqlalchemy_url(config.database_url), **options)
+    return create_engine(sqlalchemy_url(url or config.database_url), **options)
 
 
 def psycopg2_dsn(database_url: str) -> str:

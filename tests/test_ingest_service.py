@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import psutil
@@ -141,18 +142,33 @@ def test_a_request_waiting_in_a_queue_bound_before_routing_by_state_is_loaded(
 
 
 def test_a_long_import_keeps_its_broker_connection_and_loads_once(
-        config, events, start_ingest_service, file_server, larger_release, db):
+        config, events, start_ingest_service, file_server, larger_release, db, tmp_path):
+    # ... and its heartbeat: an import in progress never makes a probe fail.
     archive, summary = larger_release
     # At least 20 s of download, then the parse: four times a 5 s heartbeat.
     # (Heartbeats go out about once per interval, checked once a second, so a
     # shorter interval drops healthy connections on a loaded machine.)
     chunks = archive.stat().st_size / (64 * 1024)
     url = file_server.add("/slow/STOPS_Extract.zip", archive, delay=20 / chunks)
-    service = start_ingest_service(AMQP_HEARTBEAT="5")
+    heartbeat = tmp_path / "heartbeat"
+    service = start_ingest_service(AMQP_HEARTBEAT="5", HEARTBEAT_FILE=str(heartbeat))
     started = time.monotonic()
     import_id = request_import(config, url)
+    ages: list[float] = []
+    watching = threading.Event()
 
-    loaded = events.wait_for("dataset_loaded", import_id, timeout=300)
+    def watch() -> None:
+        while not watching.wait(1):
+            if heartbeat.exists():
+                ages.append(time.time() - heartbeat.stat().st_mtime)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        loaded = events.wait_for("dataset_loaded", import_id, timeout=300)
+    finally:
+        watching.set()
+        watcher.join()
     took = time.monotonic() - started
     time.sleep(3)  # a redelivered request would show up as a second load by now
 
@@ -165,6 +181,8 @@ def test_a_long_import_keeps_its_broker_connection_and_loads_once(
     log = service.log()
     assert "Connection to broker lost" not in log
     assert log.count(f"import {import_id} requested") == 1
+    # Touched every 5 s throughout: far inside the probes' 30 s.
+    assert len(ages) > 15 and max(ages) < 12, ages
 
 
 def test_a_worker_that_dies_ends_in_dataset_failed(

@@ -122,8 +122,9 @@ def test_setup_gives_the_reader_login_its_password_and_read_only_default(config)
             cur.execute("SELECT rolname FROM pg_roles WHERE pg_has_role(%s, oid, 'MEMBER') "
                         "AND rolname NOT IN (%s, %s)", (login, login, READER_ROLE))
             other_roles = [row[0] for row in cur.fetchall()]
-            cur.execute(f'DROP ROLE "{login}"')
     finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP ROLE IF EXISTS "{login}"')
         conn.close()
 
     assert can_login and has_password and reads

@@ -16,12 +16,12 @@ from typing import Any
 
 from pymemcache.client.base import Client as MemcacheClient
 from pymemcache.client.hash import HashClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from services.gateway.admin_rpc import AdminClient
 from shared.config import Config
-from shared.db import sqlalchemy_url
+from shared.db import make_engine
 from shared.nameko_support import check_broker as check_broker_answers
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,9 @@ class Deps:
 def reader_engine(config: Config) -> Engine:
     # Read-only transactions on top of the login's own rights: a second
     # lock on the door, which costs nothing.
-    return create_engine(
-        sqlalchemy_url(config.reader_url()), pool_pre_ping=True,
-        connect_args={"connect_timeout": DATABASE_CONNECT_TIMEOUT,
-                      "options": "-c default_transaction_read_only=on"})
+    return make_engine(config, config.reader_url(), connect_args={
+        "connect_timeout": DATABASE_CONNECT_TIMEOUT,
+        "options": "-c default_transaction_read_only=on"})
 
 
 def cache_client(config: Config) -> HashClient:

@@ -53,7 +53,7 @@ def state_routes(engine) -> list[Route]:
         Route(f"{AGENCY}officers/", Officers(engine),
               "Officers ranked by the search-rate disparity of a group, with Fisher "
               "p-values and Benjamini-Hochberg q-values"),
-        *(Route(f"{STATEWIDE}{name}/", Aggregate(engine, spec, statewide=True),
+        *(Route(f"{STATEWIDE}{name}/", Aggregate(engine, spec),
                 f"{spec.summary}, over every agency of the state")
           for name, spec in AGGREGATES.items()),
         Route(f"{STATEWIDE}disparities/", Disparities(engine),

@@ -89,10 +89,9 @@ class Aggregate:
     query = AggregateQuery
     csv = True
 
-    def __init__(self, engine, spec: AggregateSpec, statewide: bool = False):
+    def __init__(self, engine, spec: AggregateSpec):
         self.engine = engine
         self.spec = spec
-        self.statewide = statewide
 
     @property
     def states(self) -> tuple[str, ...]:

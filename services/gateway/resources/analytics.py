@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from services.gateway import queries, statistics
+from services.gateway.counts import ETHNICITY_KEYS, RACE_KEYS
 from services.gateway.resources.agencies import require_agency
 from services.gateway.resources.aggregates import respond, scope_of
 from services.gateway.validation import DisparityQuery, OfficersQuery
@@ -32,15 +33,14 @@ DISPARITY_COLUMNS = _with_intervals("group", "stops", "searches", "hits", "searc
 OFFICER_COLUMNS = _with_intervals("officer", "stops", "group_stops", "group_searches",
                                   "reference_stops", "reference_searches",
                                   "search_rate_ratio", "p_value", "q_value", "flagged")
-RACE_GROUPS = {"W": "white", "B": "black", "A": "asian", "I": "native_american", "U": "other"}
 
 
 def group_of(race: str | None, ethnicity: str | None) -> str | None:
     """The disparity group of a driver: Hispanic whatever the race, else the
     race (the groups partition the drivers)."""
     if ethnicity == "H":
-        return "hispanic"
-    return RACE_GROUPS.get(race)
+        return ETHNICITY_KEYS["H"]
+    return RACE_KEYS.get(race)
 
 
 def _by_group(rows, *counts: str) -> dict[str, dict[str, int]]:

@@ -29,12 +29,8 @@ def _digest(req) -> str:
 def _json_body(req, optional: bool = False) -> dict:
     """The body's JSON object, read at most MAX_JSON_BYTES; with `optional`
     an empty body is {}."""
-    too_large = f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB"
-    if req.content_length is not None and req.content_length > MAX_JSON_BYTES:
-        raise PayloadTooLarge(too_large)
-    raw = req.bounded_stream.read(MAX_JSON_BYTES + 1)
-    if len(raw) > MAX_JSON_BYTES:
-        raise PayloadTooLarge(too_large)
+    raw = _read_capped(req, MAX_JSON_BYTES,
+                       f"the JSON body is larger than {MAX_JSON_BYTES // 1024} KB")
     if optional and not raw.strip():
         return {}
     try:
@@ -49,12 +45,20 @@ def _json_body(req, optional: bool = False) -> dict:
     return body
 
 
+def _read_capped(req, limit: int, too_large: str) -> bytes:
+    """The body, at most `limit` bytes: refused (413) from its declared
+    length before reading, or once it runs past the limit."""
+    if req.content_length is not None and req.content_length > limit:
+        raise PayloadTooLarge(too_large)
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
+        raise PayloadTooLarge(too_large)
+    return raw
+
+
 def _csv_body(req) -> str:
-    if req.content_length is not None and req.content_length > MAX_CSV_BYTES:
-        raise PayloadTooLarge(f"the CSV body is larger than {MAX_CSV_BYTES // 2**20} MB")
-    raw = req.bounded_stream.read(MAX_CSV_BYTES + 1)
-    if len(raw) > MAX_CSV_BYTES:
-        raise PayloadTooLarge(f"the CSV body is larger than {MAX_CSV_BYTES // 2**20} MB")
+    raw = _read_capped(req, MAX_CSV_BYTES,
+                       f"the CSV body is larger than {MAX_CSV_BYTES // 2**20} MB")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
