@@ -177,7 +177,7 @@ def read_form(req, limit: int = MAX_FORM_BYTES) -> dict[str, Any]:
                     for name, value in media.items()}
         if kind == falcon.MEDIA_MULTIPART:
             fields: dict[str, Any] = {}
-            room = MAX_FORM_BYTES
+            room = limit
             for part in req.get_media():
                 data = part.stream.read(room + 1)
                 room -= len(data)
