@@ -62,9 +62,7 @@ class StatsService(OutboxRelay):
         log.info("%s data version %s loaded (import %s); refreshing", loaded["state"],
                  loaded["data_version"], loaded["import_id"])
         refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
-        if refreshed is not None:
-            self._prime(loaded["state"])
-        self.publish_now()
+        self._prime_and_publish([loaded["state"]] if refreshed is not None else [])
 
     @event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, requeue_on_error=True)
     def apply_agency_mapping(self, payload: dict) -> None:
@@ -101,30 +99,36 @@ class StatsService(OutboxRelay):
         if unknown:
             log.warning("numbers of states this process does not know are left as they "
                         "are: %s", ", ".join(unknown))
-        for state in (code for code in served if code in STATES):
-            if republish_agencies(self.db, state) is not None:
-                self._prime(state)
-        self.publish_now()
+        republished = [state for state in (code for code in served if code in STATES)
+                       if republish_agencies(self.db, state) is not None]
+        self._prime_and_publish(republished)
 
     @timer(interval=24 * 3600, eager=True)
     def rebuild_outdated(self) -> None:
         """At start: tables published by an older version of this service are
         built again in the shape this one reads, before anyone asks."""
         rebuilt = rebuild_outdated(self.db)
-        for state in rebuilt:
-            self._prime(state)
         if rebuilt:
-            self.publish_now()
+            self._prime_and_publish(rebuilt)
+
+    def _prime_and_publish(self, states) -> None:
+        """Warm the cache of `states`, then announce the new numbers: when
+        stats_refreshed arrives, the largest agencies are already cached."""
+        if states:
+            # Every gateway process reads the new generation within this
+            # time (services/gateway/generations.py): sooner, it could answer
+            # the warming requests from the previous one and leave the new
+            # cold. Once for all the states.
+            time.sleep(self.config.generation_ttl)
+            for state in states:
+                self._prime(state)
+        self.publish_now()
 
     def _prime(self, state: str) -> None:
         with self.db.connect() as conn:
             state_facts = conn.execute(select(facts.c.facts)
                                        .where(facts.c.state == state)).scalar()
         top = [agency["id"] for agency in state_facts["top_agencies"]]
-        # Every gateway process reads the new generation within this time
-        # (services/gateway/generations.py): sooner, it could answer the
-        # warming requests from the previous one and leave the new cold.
-        time.sleep(self.config.generation_ttl)
         answered = prime(self.config.odp_url, state, top)
         log.info("%s: %d pages of the %d largest agencies cached", state, answered, len(top))
 
