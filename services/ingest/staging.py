@@ -13,7 +13,7 @@ import secrets
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from shared.db import READER_ROLE, schema_exists
+from shared.db import READER_ROLE, lock_for_swap, schema_exists
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,14 @@ def swap(conn: Connection, state: str, staging: str) -> None:
     retired = f"{state}_retired_{staging.rsplit('_', 1)[-1]}"
     had_live = schema_exists(conn, state)
     if had_live:
+        # Every live table first, all at once: dropping the retired schema
+        # would otherwise lock its tables one by one, and a reader holding
+        # one while asking for another would deadlock with it.
+        lock_for_swap(conn, conn.execute(text(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = :schema AND c.relkind IN ('r', 'p', 'm', 'v') "
+            "ORDER BY c.relname"), {"schema": state}).scalars().all())
         conn.execute(text(f"ALTER SCHEMA {state} RENAME TO {retired}"))
     conn.execute(text(f"ALTER SCHEMA {staging} RENAME TO {state}"))
     if had_live:

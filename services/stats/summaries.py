@@ -22,7 +22,7 @@ officers (`<state>_agency_summary`) and over agencies too
 from __future__ import annotations
 
 from services.stats.registry import STATE_STATS
-from shared.db import READER_ROLE
+from shared.db import READER_ROLE, lock_for_swap
 from shared.states import STATES
 
 SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "month", "purpose", "race", "ethnicity",
@@ -229,7 +229,9 @@ def _finish(conn, table: str, columns: str | None) -> None:
 
 
 def swap(conn, state: str, tables=LIVE_TABLES) -> None:
-    """Put the built summaries in place of the live ones (caller's transaction)."""
+    """Put the built summaries in place of the live ones (caller's transaction,
+    which must hold no lock a reader waits for: shared.db.lock_for_swap)."""
+    lock_for_swap(conn, [table(state) for table in LIVE_TABLES if table in tables])
     for live in (table(state) for table in tables):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {live}")
         conn.exec_driver_sql(f"ALTER TABLE {_building(live)} RENAME TO {live.split('.')[1]}")

@@ -69,8 +69,12 @@ class StatePage(StatePages):
         known = STATES[state]
         scope = queries.Scope(known)
         with self.engine.connect() as conn:
-            facts = queries.facts(conn, state)
+            # The agencies first: from then on this transaction holds a table
+            # every stats swap must lock, so the facts (which a swap replaces
+            # in its own transaction) cannot change before the counts are read.
+            # The facts first could be one release and the counts the next.
             agencies = queries.agencies(conn, state)
+            facts = queries.facts(conn, state)
             sections = [_section(known, None, name, Aggregate(self.engine, AGGREGATES[name])
                                  .answer(conn, scope), {})
                         for name in ("stops", "stops_by_purpose_group") if known.serves(name)]
