@@ -5,6 +5,7 @@ Development and local operation:
     odp db setup                        create the database and roles, migrate
     odp db wait [--reader] [--timeout S] wait for the schema to be migrated
     odp ingest nc --url URL [--dest DIR] [--min-stop-id A --max-stop-id B]
+    odp files [--state S] [--prune]     what the imports keep in DATA_DIR; prune it now
     odp facts STATE                     a state's landing-page facts
     odp run                             the whole stack, as `make run` starts it
 
@@ -77,6 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--min-stop-id", type=int, help="load only stops from this id (nc)")
     ingest.add_argument("--max-stop-id", type=int, help="load only stops up to this id (nc)")
     ingest.add_argument("--import-id", help="id for events and records (default: generated)")
+
+    files = commands.add_parser(
+        "files", help="list the import folders kept in DATA_DIR, or prune them now",
+        description="List each import folder kept in the data folder (DATA_DIR) with its "
+                    "state, import id, status (from the database, when it answers), what "
+                    "is kept, size and age, and the total. An import that loaded keeps only "
+                    "its reports (rejects.csv, new_agencies.csv); a failed one keeps its "
+                    "files for INGEST_KEEP_FAILED_DAYS days or until the state's next import "
+                    "loads. Each import prunes its state's folders when it ends; --prune "
+                    "does it now. Run it where DATA_DIR is (the ingest services' volume).")
+    files.add_argument("--state", choices=sorted(STATES), help="only this state's folders")
+    files.add_argument("--prune", action="store_true",
+                       help="first remove what ended imports no longer need (a state with "
+                            "an import running is left to that import)")
 
     facts = commands.add_parser(
         "facts", help="print a state's landing-page facts (from the public API at ODP_URL)")
@@ -246,6 +261,10 @@ def main(argv=None) -> int:
         return 0
     if args.command == "ingest":
         return ingest(args, config)
+    if args.command == "files":
+        from odp.files import run as run_files
+
+        return run_files(args, config)
     if args.command == "facts":
         from odp.facts import fetch_facts, format_facts
 

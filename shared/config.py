@@ -54,6 +54,13 @@ class Config:
     # share, and a zip may not unpack to more than this many bytes.
     ingest_max_reject_share: float = 0.01
     ingest_max_unzipped_bytes: int = 64 * 1024**3
+    # The data folder's disk must keep this much free after an unpack (the
+    # rejects file, logs, a database sharing the disk): the unzip cap is at
+    # most the free space less this.
+    ingest_disk_reserve_bytes: int = 1024**3
+    # Days a failed import's files stay for diagnosis; the state's next
+    # successful import removes them sooner (services/ingest/import_folders.py).
+    ingest_keep_failed_days: float = 7.0
     download_timeout: float = 60.0
     # How long the gateway waits for the admin service's answer: long enough
     # for the slowest operator call, short enough to report a stopped admin.
@@ -81,9 +88,22 @@ class Config:
     # (seconds): a cache hit then needs no database round trip, and answers
     # may lag a refresh by this much (services/gateway/generations.py).
     generation_ttl: float = 1.0
+    # Wrong operator tokens one client address may send within the window
+    # (seconds); then its operator requests are refused (429) until the
+    # oldest of them leaves the window (services/gateway/operator_guard.py).
+    operator_max_failed_tokens: int = 10
+    operator_failed_token_window: float = 60.0
     # Private networks (CIDRs) dataset URLs may point into; by default only
     # public addresses (shared/netguard.py).
     download_allowed_networks: tuple[str, ...] = ()
+    # An event handler that fails is tried again this many times, after a
+    # pause that starts here (seconds) and doubles, up to a minute, before its
+    # message goes to the service's dead letters (shared/retrying.py).
+    handler_retries: int = 6
+    handler_retry_delay: float = 2.0
+    # An import admin dispatched that no ingest run has taken up after this
+    # many seconds (its request lost, say) is requested again.
+    import_redispatch_after: float = 300.0
 
     @classmethod
     def from_env(cls, environ: dict | None = None, env_file: str | Path | None = ".env"):
@@ -119,6 +139,10 @@ class Config:
                 get("INGEST_MAX_REJECT_SHARE", default.ingest_max_reject_share)),
             ingest_max_unzipped_bytes=int(
                 get("INGEST_MAX_UNZIPPED_BYTES", default.ingest_max_unzipped_bytes)),
+            ingest_disk_reserve_bytes=int(
+                get("INGEST_DISK_RESERVE_BYTES", default.ingest_disk_reserve_bytes)),
+            ingest_keep_failed_days=float(
+                get("INGEST_KEEP_FAILED_DAYS", default.ingest_keep_failed_days)),
             download_timeout=float(get("DOWNLOAD_TIMEOUT", default.download_timeout)),
             state_packages=_list(get("ODP_STATE_PACKAGES")),
             admin_rpc_timeout=float(get("ADMIN_RPC_TIMEOUT", default.admin_rpc_timeout)),
@@ -128,7 +152,15 @@ class Config:
             metrics_port=int(get("METRICS_PORT", default.metrics_port)),
             log_format=get("LOG_FORMAT", default.log_format).strip().lower(),
             generation_ttl=float(get("GENERATION_TTL", default.generation_ttl)),
+            operator_max_failed_tokens=int(
+                get("OPERATOR_MAX_FAILED_TOKENS", default.operator_max_failed_tokens)),
+            operator_failed_token_window=float(
+                get("OPERATOR_FAILED_TOKEN_WINDOW", default.operator_failed_token_window)),
             download_allowed_networks=_list(get("DOWNLOAD_ALLOWED_NETWORKS")),
+            handler_retries=int(get("HANDLER_RETRIES", default.handler_retries)),
+            handler_retry_delay=float(get("HANDLER_RETRY_DELAY", default.handler_retry_delay)),
+            import_redispatch_after=float(
+                get("IMPORT_REDISPATCH_AFTER", default.import_redispatch_after)),
         )
 
     def with_changes(self, **changes) -> Config:
@@ -177,10 +209,16 @@ ENVIRONMENT_NAMES = {
     "odp_token": "ODP_TOKEN", "port": "PORT", "log_level": "LOG_LEVEL",
     "ingest_max_reject_share": "INGEST_MAX_REJECT_SHARE",
     "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
+    "ingest_disk_reserve_bytes": "INGEST_DISK_RESERVE_BYTES",
+    "ingest_keep_failed_days": "INGEST_KEEP_FAILED_DAYS",
     "download_timeout": "DOWNLOAD_TIMEOUT", "state_packages": "ODP_STATE_PACKAGES",
     "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT", "web_secret": "ODP_WEB_SECRET",
     "reader_database_url": "READER_DATABASE_URL", "heartbeat_file": "HEARTBEAT_FILE",
     "metrics_port": "METRICS_PORT", "log_format": "LOG_FORMAT",
     "generation_ttl": "GENERATION_TTL",
+    "operator_max_failed_tokens": "OPERATOR_MAX_FAILED_TOKENS",
+    "operator_failed_token_window": "OPERATOR_FAILED_TOKEN_WINDOW",
     "download_allowed_networks": "DOWNLOAD_ALLOWED_NETWORKS",
+    "handler_retries": "HANDLER_RETRIES", "handler_retry_delay": "HANDLER_RETRY_DELAY",
+    "import_redispatch_after": "IMPORT_REDISPATCH_AFTER",
 }

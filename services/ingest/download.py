@@ -25,14 +25,17 @@ PHASE = "download"
 MAX_REDIRECTS = 5
 
 
-def fetch(url: str, folder: Path, config: Config, progress=lambda done, total: None) -> Path:
-    """Download `url` into `folder` and return the local file (or folder) path."""
+def fetch(url: str, folder: Path, config: Config, progress=lambda done, total: None,
+          before_write=lambda files, folders: None) -> Path:
+    """Download `url` into `folder` and return the local file (or folder) path.
+    `before_write([path], [])` is told the file before it is written (a
+    file:// URL's own file is never written, nor told)."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        return _fetch_http(url, folder, config, progress)
+        return _fetch_http(url, folder, config, progress, before_write)
     if scheme == "ftp":
-        return _fetch_ftp(parts, folder, config, progress)
+        return _fetch_ftp(parts, folder, config, progress, before_write)
     if scheme == "file":
         if not config.allow_file_urls:
             raise ImportFailed(PHASE, f"file:// URLs are not enabled on this server: {url} "
@@ -76,8 +79,9 @@ def _get_following_redirects(url: str, config: Config) -> tuple[str, requests.Re
     raise ImportFailed(PHASE, f"more than {MAX_REDIRECTS} redirects, the last to {url}")
 
 
-def _fetch_http(url: str, folder: Path, config: Config, progress) -> Path:
+def _fetch_http(url: str, folder: Path, config: Config, progress, before_write) -> Path:
     target = folder / _file_name(urlsplit(url).path, "release.zip")
+    before_write([target], [])
     try:
         url, response = _get_following_redirects(url, config)
         with response:
@@ -109,7 +113,7 @@ def _reason(error: Exception) -> str:
     return text
 
 
-def _fetch_ftp(parts, folder: Path, config: Config, progress) -> Path:
+def _fetch_ftp(parts, folder: Path, config: Config, progress, before_write) -> Path:
     if (parts.hostname or "").lower() == NC_FTP_ALIAS:
         if not config.nc_ftp_host:
             raise ImportFailed(PHASE, "ftp://nc.us/ needs NC_FTP_HOST (and NC_FTP_USER, "
@@ -126,6 +130,7 @@ def _fetch_ftp(parts, folder: Path, config: Config, progress) -> Path:
         # The state's own server (above) is configured; an operator's host is checked.
         _guard(shown, host, config)
     target = folder / _file_name(remote, NC_EXTRACT)
+    before_write([target], [])
     try:
         with ftplib.FTP(timeout=config.download_timeout) as ftp:
             ftp.connect(host, int(port or 21))

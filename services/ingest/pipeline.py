@@ -11,6 +11,12 @@ started them (the service, the `odp` command). An import id that already
 ended is not loaded again: a redelivered request changes nothing, and gets
 the earlier outcome back, marked as replayed.
 
+At the end of each import, still holding the state's lock, the state's
+import folders are pruned (services/ingest/import_folders.py): a loaded
+import's release files go at once, its reports stay; a failed import's
+files stay for INGEST_KEEP_FAILED_DAYS or until the state's next import
+loads.
+
 Run it outside eventlet (services/ingest/worker.py): COPY is refused on a
 green psycopg2 connection, and a long blocking import would starve the
 broker heartbeats of the service.
@@ -29,10 +35,11 @@ from pathlib import Path
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from services.ingest import download, staging, unpack
+from services.ingest import download, import_folders, staging, unpack
 from services.ingest.agencies import AgencyIds
 from services.ingest.errors import ImportFailed
 from services.ingest.formats import RELEASES, Release
+from services.ingest.import_folders import ImportFolder
 from services.ingest.rawfile import CopySource
 from services.ingest.rejects import Rejects
 from shared import outbox
@@ -76,6 +83,11 @@ def destination_for(request: dict, config: Config) -> Path:
     return config.data_dir / request["state"] / request["import_id"]
 
 
+def state_lock_key(state: str) -> int:
+    """The advisory lock every import of `state` holds while it runs."""
+    return advisory_key(f"ingest:{state}")
+
+
 def run_import(request: dict, config: Config, report: Reporter = _no_report) -> dict:
     """Load one release; return the event it ended with: {"event", "payload"}.
     For an import that had already ended, that earlier event, marked
@@ -88,7 +100,7 @@ def run_import(request: dict, config: Config, report: Reporter = _no_report) -> 
             lock_conn.autocommit = True
             with lock_conn.cursor() as cursor:
                 # Imports of one state run one at a time; a second waits here.
-                cursor.execute("SELECT pg_advisory_lock(%s)", (advisory_key(f"ingest:{state}"),))
+                cursor.execute("SELECT pg_advisory_lock(%s)", (state_lock_key(state),))
                 ended = _start_run(engine, request)
                 if ended is not None:
                     log.info("import %s already ended (%s); not loading it again",
@@ -96,7 +108,37 @@ def run_import(request: dict, config: Config, report: Reporter = _no_report) -> 
                     # Marked, so that it is not counted as a second import.
                     return {**ended, "replayed": True}
                 staging.drop_leftovers(cursor, state)
-            return _run(engine, request, config, Throttled(report))
+            event = _run(engine, request, config, Throttled(report), lock_conn)
+            _tidy(engine, request, config, lock_conn)
+            return event
+    finally:
+        engine.dispose()
+
+
+def _tidy(engine, request: dict, config: Config, lock_conn) -> None:
+    """Prune the state's import folders: after the outcome is recorded (a
+    loaded import's files are then no longer needed) and before the state's
+    lock is let go (no import of the state is running meanwhile)."""
+    try:
+        import_folders.prune(config, engine, request["state"], lock_conn)
+    except Exception:  # the import's outcome stands; the next import prunes again
+        log.exception("import %s: could not prune the %s import folders",
+                      request["import_id"], request["state"])
+
+
+def prune_now(config: Config, state: str) -> list[import_folders.Pruned] | None:
+    """Prune `state`'s import folders now (`odp files --prune`); None when an
+    import of the state is running, which prunes them itself when it ends."""
+    engine = make_engine(config)
+    try:
+        with raw_connection(config, f"odp files {state}") as conn:
+            conn.autocommit = True
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (state_lock_key(state),))
+                if not cursor.fetchone()[0]:
+                    return None
+            # The lock goes with the connection.
+            return import_folders.prune(config, engine, state, conn)
     finally:
         engine.dispose()
 
@@ -119,19 +161,22 @@ def _start_run(engine, request: dict) -> dict | None:
     return row.result
 
 
-def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
+def _run(engine, request: dict, config: Config, report: Throttled, lock_conn) -> dict:
     phase = "download"
     schema = None
     rejects = None
+    files = None
     try:
         release = RELEASES.get(request["state"])
         if release is None:
             raise ImportFailed("start", f"{request['state']} releases cannot be imported "
                                f"yet (this platform imports {', '.join(sorted(RELEASES))})")
         folder = destination_for(request, config)
-        folder.mkdir(parents=True, exist_ok=True)
-        files = _obtain_files(release, request, folder, config, report)
+        files = ImportFolder.open(folder, request["state"], request["import_id"],
+                                  config.data_dir, lock_conn)
+        found = _obtain_files(release, request, files, config, report)
         phase = "load"
+        files.before_write([folder / REJECTS_FILE])
         rejects = Rejects(folder / REJECTS_FILE)
         agencies = AgencyIds.load(engine, release.state.code)
         parse = release.parser(request, rejects, agencies, engine)
@@ -146,7 +191,7 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
                 building = []
                 for position, file_name in enumerate(release.files):
                     phase = f"load {file_name}"
-                    _copy_file(cursor, schema, release, parse, file_name, files[file_name],
+                    _copy_file(cursor, schema, release, parse, file_name, found[file_name],
                                report)
                     _check_rejects(file_name, parse, rejects, config)
                     if position == 0:
@@ -183,23 +228,34 @@ def _run(engine, request: dict, config: Config, report: Throttled) -> dict:
                                 f"{type(error).__name__}: {error}")
         log.warning("import %s failed in %s: %s", request["import_id"], error.phase, error)
         return _fail(engine, config, request, error, schema, rejects)
+    finally:
+        if files is not None:
+            try:
+                files.close()
+            except Exception:  # the lock's connection is gone, and the lock with it
+                log.exception("import %s: could not release its folder", request["import_id"])
 
 
-def _obtain_files(release: Release, request, folder: Path, config: Config, report
+def _obtain_files(release: Release, request, files: ImportFolder, config: Config, report
                   ) -> dict[str, Path]:
-    """The release's files: reused when the folder already holds them all."""
+    """The release's files: reused when the folder already holds them all.
+    Whatever is downloaded or unpacked is recorded in the folder first."""
     find = release.find_files
+    folder = files.path
     found = find(folder)
     if len(found) == len(release.files):
         log.info("using the files already in %s", folder)
         return found
     source = download.fetch(request["url"], folder, config,
-                            lambda done, total: report("download", done, total))
+                            lambda done, total: report("download", done, total),
+                            before_write=files.before_write)
     if source.is_dir():
         found = find(source)
     else:
         unpack.safe_unzip(source, folder, config.ingest_max_unzipped_bytes,
-                          lambda done, total: report("unpack", done, total))
+                          lambda done, total: report("unpack", done, total),
+                          reserve=config.ingest_disk_reserve_bytes,
+                          before_write=files.before_write)
         found = find(folder)
     missing = [name for name in release.files if name not in found]
     if missing:

@@ -1,6 +1,7 @@
 """Finding a release's single data file when its name is not fixed (md's
 workbook, il's CSV): in the folder or one level down, any case; the
-largest when there are several, the others logged.
+largest when there are several, the others logged. The reports an import
+writes beside a release (REPORT_FILES) are never taken for it.
 
     largest_file(folder, (".csv",), skip=("rejects.csv",))
 """
@@ -12,12 +13,17 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# Reports an import writes beside a release (services/ingest/import_folders.py).
+REPORT_FILES = ("rejects.csv", "new_agencies.csv")
+
 
 def _is_candidate(path: Path, suffixes: tuple[str, ...], skip: tuple[str, ...]) -> bool:
     name = path.name
     # Excel's lock files (~$name.xlsx) and macOS's resource forks (._name,
-    # __MACOSX/) look like data files by name only.
+    # __MACOSX/) look like data files by name only; so do the reports a
+    # loaded import leaves beside a release it no longer has.
     return (name.lower().endswith(suffixes) and name.lower() not in skip
+            and name.lower() not in REPORT_FILES
             and not name.startswith(("~$", "._")) and "__MACOSX" not in path.parts
             and path.is_file())
 
