@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import signal
 
-from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
@@ -81,44 +80,14 @@ class OutboxRelay:
             log.exception("could not publish the outbox now")
 
 
-class BoundedRetries:
-    """A message whose handling failed for want of the database goes back to
-    the queue after a growing pause, at most `limit` times per key.
-
-        if retries.again(import_id):
-            raise          # requeued
-        # given up
-    """
-
-    def __init__(self, limit: int = 5):
-        self.limit = limit
-        self.tries: dict[str, int] = {}
-
-    def again(self, key: str) -> bool:
-        import eventlet
-
-        tries = self.tries[key] = self.tries.get(key, 0) + 1
-        if tries > self.limit:
-            self.tries.pop(key, None)
-            log.error("%s: giving up after %d tries", key, tries)
-            return False
-        log.warning("%s: the message goes back to the queue (try %d of %d)", key, tries,
-                    self.limit)
-        eventlet.sleep(min(60, 2 ** tries))
-        return True
-
-    def done(self, key: str) -> None:
-        self.tries.pop(key, None)
-
-
 def add_state_handlers(cls, event_type: str, method, name: str = "{method}_{state}"):
     """Give `cls` one handler of `event_type` for each state of STATES, bound
     to that state's ingest service (nameko binds a handler to one source),
     each calling `method(self, payload)`. Every per-state handler of the
     platform is made here, so a registered state is heard everywhere.
-    `name` is formatted with method, state, source and event."""
-    from nameko.events import event_handler
-
+    `name` is formatted with method, state, source and event. Each handler
+    has the platform's retry policy (shared/retrying.py)."""
+    from shared.retrying import retrying_event_handler
     from shared.states import STATES
 
     for state in STATES.values():
@@ -127,8 +96,8 @@ def add_state_handlers(cls, event_type: str, method, name: str = "{method}_{stat
 
         handle.__name__ = name.format(method=method.__name__, state=state.code,
                                       source=state.ingest_service, event=event_type)
-        setattr(cls, handle.__name__, event_handler(
-            state.ingest_service, event_type, requeue_on_error=True)(handle))
+        setattr(cls, handle.__name__, retrying_event_handler(
+            state.ingest_service, event_type)(handle))
     return cls
 
 
@@ -136,7 +105,7 @@ def handler_queue(config: Config, source: str, event_type: str, service: str,
                   method: str, routing_key: str | None = None):
     """The queue nameko declares for `service.method`, an @event_handler of
     `source`'s `event_type` (same name and flags, or the broker refuses),
-    bound with `routing_key` (a keyed_event_handler's) or the event type."""
+    bound with `routing_key` (a retrying_event_handler's own) or the event type."""
     from kombu import Queue
     from nameko.standalone.events import get_event_exchange
 
@@ -151,34 +120,6 @@ def import_queue(config: Config, state: str):
     key: the queue KEDA scales the state's ingest Deployment on."""
     return handler_queue(config, ADMIN_SOURCE, IMPORT_REQUESTED, STATES[state].ingest_service,
                          IMPORT_HANDLER, routing_key=import_routing_key(state))
-
-
-class KeyedEventHandler(EventHandler):
-    """nameko binds an event handler's queue with the event type as its
-    routing key. This handler keeps nameko's queue (its name,
-    evt-<source>-<event>--<service>.<method>, and its flags) and binds it with
-    a routing key of its own, such as `import_requested.md`.
-
-    Why not a per-state event type (`import_requested.md`), which plain
-    nameko would bind by itself: the queue's name would change with it, so
-    the requests waiting in the old queues at an upgrade would be stranded
-    there, and the queue names KEDA watches would change. With the name
-    kept, the new consumers read them. An upgraded queue keeps its binding
-    on plain `import_requested` too (a binding lasts as long as its queue),
-    but nothing publishes with that key any more."""
-
-    def __init__(self, source_service, event_type, routing_key, **kwargs):
-        self.routing_key = routing_key
-        super().__init__(source_service, event_type, **kwargs)
-
-    def setup(self):
-        # nameko names the queue and registers it with the container's queue
-        # consumer, which declares and binds it when the container starts.
-        super().setup()
-        self.queue.routing_key = self.routing_key
-
-
-keyed_event_handler = KeyedEventHandler.decorator
 
 
 def publisher(config: Config, consumers=None):

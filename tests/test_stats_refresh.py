@@ -205,3 +205,26 @@ def test_tables_of_an_older_shape_are_built_again(config, release, engine, db):
     (after,) = db("SELECT generation, data_version FROM stats.generations WHERE state = 'nc'")
     assert after == (before[0] + 1, before[1])
     assert db("SELECT to_regclass('stats.nc_officer_year_summary') IS NOT NULL")[0][0]
+
+
+def test_the_covered_data_version_comes_from_the_database_not_the_event(
+        config, release, engine, db):
+    """An event that names a version no import has loaded (the next one, or
+    one past bigint) cannot make stats claim it: the next real import of that
+    version is refreshed."""
+    first = load(config, release, small_release)
+    assert refresh(engine, "nc", first["data_version"]) is not None
+    generation = db("SELECT generation FROM stats.generations WHERE state = 'nc'")[0][0]
+    (next_version,) = db("SELECT last_value + 1 FROM ingest.data_version")[0]
+
+    assert refresh(engine, "nc", next_version) is None
+    assert refresh(engine, "nc", 2**63) is None
+    assert db("SELECT generation, data_version FROM stats.generations WHERE state = 'nc'")[0] \
+        == (generation, first["data_version"])
+
+    second = load(config, release, small_release)
+    assert second["data_version"] == next_version
+    refreshed = refresh(engine, "nc", second["data_version"])
+    assert refreshed is not None
+    assert (refreshed["data_version"], refreshed["import_id"]) == (
+        second["data_version"], second["import_id"])

@@ -119,13 +119,20 @@ def dispatch_next(conn, state: str) -> int | None:
         .order_by(imports.c.id).limit(1)).first()
     if waiting is None:
         return None
-    conn.execute(update(imports).where(imports.c.id == waiting.id)
+    send_request(conn, waiting)
+    return waiting.id
+
+
+def send_request(conn, row) -> None:
+    """Put the import request of `row` (an imports row) in the outbox, stamped
+    as dispatched now. Sent twice, it loads once: the second finds the
+    import ended (ingest's import_runs)."""
+    conn.execute(update(imports).where(imports.c.id == row.id)
                  .values(dispatched_at=func.now()))
     outbox.record(conn, ADMIN_SOURCE, IMPORT_REQUESTED, {
-        "import_id": str(waiting.id), "state": state, "url": waiting.url,
-        "destination": waiting.destination, "dataset_id": waiting.dataset_id,
+        "import_id": str(row.id), "state": row.state, "url": row.url,
+        "destination": row.destination, "dataset_id": row.dataset_id,
     }, table=admin_outbox)
-    return waiting.id
 
 
 def admin_publisher(config: Config):

@@ -16,15 +16,14 @@ from __future__ import annotations
 import functools
 import logging
 
-import eventlet
 from marshmallow import ValidationError
-from nameko.events import event_handler
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from services.admin import census, datasets, imports, mappings, reports, tokens
+from services.admin.sweep import sweep
 from shared.db import advisory_key
 from shared.events import (
     ADMIN_SOURCE,
@@ -46,15 +45,11 @@ from shared.operator import (
     Unavailable,
     flatten,
 )
+from shared.retrying import Malformed, retrying_event_handler
 from shared.states import STATES
 from shared.tables import admin_outbox
 
 log = logging.getLogger(__name__)
-
-# A handler that cannot reach the database puts its event back after this
-# pause, rather than spinning on it.
-REQUEUE_PAUSE = 2.0
-
 
 # A lost or refused connection: an outage to retry, not a bug.
 DATABASE_OUTAGE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
@@ -105,6 +100,12 @@ class AdminService(OutboxRelay):
 
     config = Settings()
     db = Database()
+
+    @operator_call
+    def check_token(self, conn) -> bool:
+        """Whether the token opens the operator API: the gateway asks before
+        it reads a request's body."""
+        return True
 
     @operator_call
     def add_dataset(self, conn, body: dict) -> dict:
@@ -159,56 +160,44 @@ class AdminService(OutboxRelay):
     def get_census_refresh(self, conn, request_id: str) -> dict:
         return census.get(conn, str(request_id))
 
-    # Events. Each runs in one transaction; a failure (database down) puts
-    # the event back on the queue.
+    # Events. Each runs in one transaction; a failure (database down) is
+    # tried again by the platform's retry policy (shared/retrying.py).
 
     def _follow(self, event_type: str, payload: dict) -> None:
         try:
             payload = validated(event_type, payload)
         except ValidationError as error:
-            log.error("ignoring a malformed %s %s: %s", event_type, payload, error.messages)
-            return
-        try:
-            with self.db.begin() as conn:
-                if payload.get("state"):
-                    # One state's events one at a time: a stats_refreshed and
-                    # the dataset_loaded it covers, handled at once by two
-                    # workers (both queued while admin was down), would each
-                    # miss the other's uncommitted row and leave the import
-                    # `loaded` for good.
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": advisory_key(f"admin:follow:{payload['state']}")})
-                if event_type == STATS_REFRESHED:
-                    imports.stats_refreshed(conn, payload)
-                elif event_type in (CENSUS_LOADED, CENSUS_FAILED):
-                    census.ended(conn, event_type, payload)
+            raise Malformed(f"{event_type}: {error.messages}") from None
+        with self.db.begin() as conn:
+            if payload.get("state"):
+                _follow_lock(conn, payload["state"])
+            if event_type == STATS_REFRESHED:
+                imports.stats_refreshed(conn, payload)
+            elif event_type in (CENSUS_LOADED, CENSUS_FAILED):
+                census.ended(conn, event_type, payload)
+            else:
+                import_id = imports.own_id(payload["import_id"])
+                if import_id is None:
+                    return
+                if event_type == IMPORT_PROGRESS:
+                    imports.progressed(conn, import_id, payload["phase"],
+                                       payload["done"], payload["total"])
+                elif event_type == DATASET_LOADED:
+                    imports.loaded(conn, import_id, payload)
                 else:
-                    import_id = imports.own_id(payload["import_id"])
-                    if import_id is None:
-                        return
-                    if event_type == IMPORT_PROGRESS:
-                        imports.progressed(conn, import_id, payload["phase"],
-                                           payload["done"], payload["total"])
-                    elif event_type == DATASET_LOADED:
-                        imports.loaded(conn, import_id, payload)
-                    else:
-                        imports.failed(conn, import_id, payload)
-        except Exception:
-            log.exception("could not apply %s; it goes back to the queue", event_type)
-            eventlet.sleep(REQUEUE_PAUSE)
-            raise
+                    imports.failed(conn, import_id, payload)
         if event_type != IMPORT_PROGRESS:
             self._flush()
 
-    @event_handler("stats", STATS_REFRESHED, requeue_on_error=True)
+    @retrying_event_handler("stats", STATS_REFRESHED)
     def follow_stats_refreshed(self, payload: dict) -> None:
         self._follow(STATS_REFRESHED, payload)
 
-    @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
+    @retrying_event_handler("census", CENSUS_LOADED)
     def follow_census_loaded(self, payload: dict) -> None:
         self._follow(CENSUS_LOADED, payload)
 
-    @event_handler("census", CENSUS_FAILED, requeue_on_error=True)
+    @retrying_event_handler("census", CENSUS_FAILED)
     def follow_census_failed(self, payload: dict) -> None:
         self._follow(CENSUS_FAILED, payload)
 
@@ -225,12 +214,24 @@ class AdminService(OutboxRelay):
 
     @timer(interval=10, eager=True)
     def catch_up(self) -> None:
-        """What an outage left behind: unsent mails and a state whose next
-        import was not dispatched (OutboxRelay's timer sends the events)."""
-        with self.db.begin() as conn:
-            for state in STATES:
+        """What an outage left behind: imports whose events were lost
+        (services/admin/sweep.py), unsent mails and a state whose next import
+        was not dispatched (OutboxRelay's timer sends the events)."""
+        for state in STATES:
+            with self.db.begin() as conn:
+                _follow_lock(conn, state)
+                sweep(conn, self.config, state)
                 imports.dispatch_next(conn, state)
         self._flush()
+
+
+def _follow_lock(conn, state: str) -> None:
+    """One state's events (and its sweep) one at a time: a stats_refreshed
+    and the dataset_loaded it covers, handled at once by two workers (both
+    queued while admin was down), would each miss the other's uncommitted
+    row and leave the import `loaded` for good."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                 {"key": advisory_key(f"admin:follow:{state}")})
 
 
 def _known_state(state: str) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from nameko.events import event_handler
 from nameko.rpc import rpc
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,14 +33,14 @@ from shared.events import (
     ValidationError,
     validated,
 )
-from shared.nameko_support import BoundedRetries, Database, OutboxRelay, Settings
+from shared.nameko_support import Database, OutboxRelay, Settings
+from shared.retrying import Malformed, retrying_event_handler
 from shared.tables import census_loads, census_outbox
 
 log = logging.getLogger(__name__)
 
 SOURCE = "census"
 RUNNING, LOADED, FAILED = "running", "loaded", "failed"
-MAX_RETRIES = 5
 
 
 def outcome(row) -> dict:
@@ -142,27 +141,18 @@ def _fail(engine: Engine, request_id: str, years: list[int], message: str) -> di
 class CensusService(OutboxRelay):
     name = "census"
     outbox_table = census_outbox
-    retries = BoundedRetries(MAX_RETRIES)
 
     config = Settings()
     db = Database()
 
     # A request whose outcome cannot even be recorded (the database is down)
-    # goes back to the queue, after a pause, a bounded number of times.
-    @event_handler(ADMIN_SOURCE, CENSUS_REQUESTED, requeue_on_error=True)
+    # is tried again by the platform's retry policy (shared/retrying.py).
+    @retrying_event_handler(ADMIN_SOURCE, CENSUS_REQUESTED)
     def load_profiles(self, payload: dict) -> None:
         try:
             self._load(payload)
         except ValidationError as error:
-            log.error("ignoring a malformed census request %s: %s", payload, error.messages)
-            return
-        except Exception:
-            key = f"census request {payload.get('request_id')}"
-            log.exception("%s could not be recorded", key)
-            if self.retries.again(key):
-                raise
-            return
-        self.retries.done(f"census request {payload.get('request_id')}")
+            raise Malformed(f"census_requested: {error.messages}") from None
 
     @rpc
     def refresh(self, years=None, request_id=None) -> dict:

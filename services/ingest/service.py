@@ -20,9 +20,11 @@ import sys
 import time
 
 from eventlet.green import subprocess
-from nameko.events import EventDispatcher, event_handler
+from nameko.events import EventDispatcher
+from nameko.timer import timer
 from sqlalchemy import delete
 
+from services.ingest.orphans import fail_orphaned_runs
 from services.ingest.pipeline import fail_unfinished
 from shared import metrics
 from shared.events import (
@@ -36,13 +38,8 @@ from shared.events import (
     ValidationError,
     import_routing_key,
 )
-from shared.nameko_support import (
-    BoundedRetries,
-    Database,
-    OutboxRelay,
-    Settings,
-    keyed_event_handler,
-)
+from shared.nameko_support import Database, OutboxRelay, Settings
+from shared.retrying import Malformed, retrying_event_handler
 from shared.states import STATES, State
 from shared.tables import ingest_applied_updates, ingest_md_stop_reasons
 from shared.tables import outbox as ingest_outbox
@@ -51,7 +48,6 @@ from shared.updates import is_newest
 log = logging.getLogger(__name__)
 
 WORKER = [sys.executable, "-m", "services.ingest.worker"]
-MAX_RETRIES = 5
 
 
 class IngestService(OutboxRelay):
@@ -60,7 +56,6 @@ class IngestService(OutboxRelay):
     name = "ingest"
     state = ""
     outbox_table = ingest_outbox
-    retries = BoundedRetries(MAX_RETRIES)
 
     config = Settings()
     db = Database()
@@ -70,8 +65,9 @@ class IngestService(OutboxRelay):
         """An import request of this state; service_for makes it the handler.
 
         A request whose failure cannot even be recorded (the database is
-        down) goes back to the queue, after a pause, a bounded number of
-        times."""
+        down) is tried again by the platform's retry policy
+        (shared/retrying.py); a run left `running` meanwhile is ended by
+        fail_orphans."""
         # Only this state's requests are routed here, but a request published
         # before the routing by state (plain `import_requested`) was copied
         # into every state's queue, and may still wait there after an upgrade.
@@ -80,8 +76,7 @@ class IngestService(OutboxRelay):
         try:
             request = ImportRequested().load(payload)
         except ValidationError as error:
-            log.error("ignoring a malformed import request %s: %s", payload, error.messages)
-            return
+            raise Malformed(f"import_requested: {error.messages}") from None
         log.info("import %s requested: %s", request["import_id"], request["url"])
         try:
             failure = self._run_worker(request)
@@ -95,15 +90,32 @@ class IngestService(OutboxRelay):
         self.publish_now()
 
     def _record_failure(self, request: dict, phase: str, message: str) -> None:
-        key = f"import {request['import_id']}"
         try:
             fail_unfinished(self.config, request, phase, message)
         except Exception:
-            log.exception("%s: could not record the failure", key)
-            if self.retries.again(key):
-                raise
-            return
-        self.retries.done(key)
+            log.exception("import %s: could not record the failure", request["import_id"])
+            raise
+
+    @timer(interval=15, eager=True)
+    def fail_orphans(self) -> None:
+        """A run of this state recorded as `running` that no worker holds (its
+        worker and this service were both stopped, or its failure could not
+        be recorded) is ended as failed: its data never went live."""
+        for import_id in fail_orphaned_runs(self.db, self.config, self.state):
+            log.warning("import %s: its worker is gone; recorded as failed", import_id)
+        self.publish_now()
+
+    def _progress(self, request: dict, progress: dict) -> None:
+        """Progress is for people watching; an import goes on without it.
+        Raising here (the broker is away) would leave the worker running
+        unread, and its outcome unreported, while the import is recorded
+        as failed."""
+        try:
+            self.dispatch(IMPORT_PROGRESS, {"import_id": request["import_id"],
+                                            "state": self.state, **progress})
+        except Exception as error:
+            log.warning("import %s: progress not published (%s: %s)", request["import_id"],
+                        type(error).__name__, error)
 
     def _run_worker(self, request: dict) -> tuple[str, str] | None:
         """Run the import in a worker process; (phase, message) when the worker
@@ -121,8 +133,7 @@ class IngestService(OutboxRelay):
             progress = message.get("progress")
             if progress:
                 phase = progress["phase"]
-                self.dispatch(IMPORT_PROGRESS, {"import_id": request["import_id"],
-                                                "state": self.state, **progress})
+                self._progress(request, progress)
             elif "outcome" in message:
                 outcome = message["outcome"]
         code = process.wait()
@@ -141,14 +152,13 @@ class IngestService(OutboxRelay):
 class StopReasonsTable:
     """What an ingest service whose state keeps a stop-reason table (md) adds."""
 
-    @event_handler(ADMIN_SOURCE, STOP_REASONS_UPDATED, requeue_on_error=True)
+    @retrying_event_handler(ADMIN_SOURCE, STOP_REASONS_UPDATED)
     def apply_stop_reasons(self, payload: dict) -> None:
         """Keep the operators' stop-reason table; the next md import applies it."""
         try:
             update = StopReasonsUpdated().load(payload)
         except ValidationError as error:
-            log.error("ignoring malformed stop reasons %s: %s", payload, error.messages)
-            return
+            raise Malformed(f"stop_reasons_updated: {error.messages}") from None
         with self.db.begin() as conn:
             if not is_newest(conn, ingest_applied_updates, "md_stop_reasons", "md",
                              update["updated_at"]):
@@ -170,8 +180,8 @@ def import_handler(state: State):
         IngestService.load_release(self, payload)
 
     load_release.__name__ = load_release.__qualname__ = IMPORT_HANDLER
-    return keyed_event_handler(ADMIN_SOURCE, IMPORT_REQUESTED, import_routing_key(state.code),
-                               requeue_on_error=True)(load_release)
+    return retrying_event_handler(ADMIN_SOURCE, IMPORT_REQUESTED,
+                                  routing_key=import_routing_key(state.code))(load_release)
 
 
 def service_for(state: State) -> type[IngestService]:

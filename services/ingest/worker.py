@@ -32,15 +32,26 @@ def main() -> int:
     load_state_packages(config.state_packages, "ingest")
     request = json.loads(sys.stdin.read())
     out = sys.stdout
+    reading = [True]
+
+    def tell(message: dict) -> None:
+        # The service that started this worker may be gone (killed, or its
+        # container stopped): the import still ends, and reports its outcome
+        # through the outbox, which the next service relays. A progress
+        # line nobody reads must not fail it.
+        if not reading[0]:
+            return
+        try:
+            out.write(json.dumps(message) + "\n")
+            out.flush()
+        except OSError:
+            reading[0] = False
 
     def report(phase: str, done: int, total: int | None) -> None:
-        out.write(json.dumps({"progress": {"phase": phase, "done": done, "total": total}})
-                  + "\n")
-        out.flush()
+        tell({"progress": {"phase": phase, "done": done, "total": total}})
 
     outcome = run_import(request, config, report)
-    out.write(json.dumps({"outcome": outcome}) + "\n")
-    out.flush()
+    tell({"outcome": outcome})
     return 0
 
 

@@ -5,10 +5,12 @@ old one, the facts are replaced, the state's generation goes up by one and
 `stats_refreshed` goes into the outbox. Readers see the previous numbers
 until it commits.
 
-Each refresh is stamped with the data version of the load it read (the
-newest loaded import of the state). An event whose data version is not
-newer than the stamp changes nothing: the same event handled twice, or an
-older import's event arriving after a newer one.
+Each refresh is stamped with the data version of the load it read: the
+newest loaded import of the state, as ingest recorded it in the database.
+An event's data version only says whether there may be something to do: an
+event not newer than the stamp changes nothing (the same event handled
+twice, or an older import's event arriving after a newer one), and an event
+that names a version no import has loaded cannot make a refresh claim it.
 """
 
 from __future__ import annotations
@@ -65,9 +67,17 @@ def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dic
                     log.warning("%s has no loaded data; nothing to refresh", state)
                     return None
                 live = _live(conn, state)
-            # The live schema may already hold a newer load than the event names.
-            target, import_id = max([(data_version, ""), *([live] if live else [])])
+            if live is None:
+                log.warning("%s has no loaded import; nothing to refresh", state)
+                return None
+            # What the refresh covers is what is live (which may be newer than
+            # the event names), never the event's word.
+            target, import_id = live
             if current is not None and current.data_version >= target and not rebuild:
+                if data_version > target:
+                    log.warning("%s: an event names data version %s, but the newest "
+                                "loaded import is version %s; nothing to refresh", state,
+                                data_version, target)
                 return None
             state_facts = _build(engine, state, state_stats)
             with engine.begin() as conn:

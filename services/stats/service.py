@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import delete, select
 
@@ -29,6 +28,7 @@ from shared.events import (
     ValidationError,
 )
 from shared.nameko_support import Database, OutboxRelay, Settings, add_state_handlers
+from shared.retrying import Malformed, retrying_event_handler
 from shared.states import STATES
 from shared.tables import (
     facts,
@@ -57,21 +57,19 @@ class StatsService(OutboxRelay):
         try:
             loaded = DatasetLoaded().load(payload)
         except ValidationError as error:
-            log.error("ignoring a malformed dataset_loaded %s: %s", payload, error.messages)
-            return
+            raise Malformed(f"dataset_loaded: {error.messages}") from None
         log.info("%s data version %s loaded (import %s); refreshing", loaded["state"],
                  loaded["data_version"], loaded["import_id"])
         refreshed = refresh(self.db, loaded["state"], loaded["data_version"])
         self._prime_and_publish([loaded["state"]] if refreshed is not None else [])
 
-    @event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED, requeue_on_error=True)
+    @retrying_event_handler(ADMIN_SOURCE, AGENCY_MAPPING_UPDATED)
     def apply_agency_mapping(self, payload: dict) -> None:
         """Keep the state's new mapping and republish its numbers with it."""
         try:
             mapping = AgencyMappingUpdated().load(payload)
         except ValidationError as error:
-            log.error("ignoring a malformed agency mapping %s: %s", payload, error.messages)
-            return
+            raise Malformed(f"agency_mapping_updated: {error.messages}") from None
         state = mapping["state"]
         with self.db.begin() as conn:
             if not is_newest(conn, stats_applied_updates, "agency_mapping", state,
@@ -89,7 +87,7 @@ class StatsService(OutboxRelay):
             self._prime(state)
         self.publish_now()
 
-    @event_handler("census", CENSUS_LOADED, requeue_on_error=True)
+    @retrying_event_handler("census", CENSUS_LOADED)
     def apply_census(self, payload: dict) -> None:
         """New census profiles: republish every state's agencies with them."""
         log.info("census profiles loaded (request %s); refreshing", payload.get("request_id"))
