@@ -4,8 +4,9 @@
     app = create_app(config, Deps(engine, cache))   # a test's own backends
 
 Middleware runs in this order: the request metrics (outermost, so they
-time the rest), trailing-slash redirects, the state check (which also reads
-the state's stats generation), then the response cache.
+time the rest), trailing-slash redirects, the guard against operator-token
+guessing (before any operator route reads its request), the state check
+(which also reads the state's stats generation), then the response cache.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from services.gateway.backends import Deps, build_deps
 from services.gateway.caching import ResponseCache
 from services.gateway.generations import Generations
 from services.gateway.observability import RequestMetrics
+from services.gateway.operator_guard import FailedTokens, OperatorGuard
 from services.gateway.resources.service import OpenApi
 from services.gateway.routes import (
     metrics_route,
@@ -40,6 +42,7 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
     app = falcon.App(router=router, middleware=[
         RequestMetrics(uncounted=metrics.resource, static_prefix=f"{STATIC_PREFIX}/"),
         TrailingSlashRedirect(router),
+        OperatorGuard(FailedTokens.from_config(config)),
         ServedStates(Generations(deps.engine, config.generation_ttl)),
         ResponseCache(deps.cache),
         PageHeaders(),

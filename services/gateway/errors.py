@@ -1,11 +1,11 @@
 """Domain errors and the one table that turns them into HTTP responses.
 
-Resources and middleware raise `BadParameter`, `NotFound`, `Unavailable` or
-`Unauthorized`; the admin service's errors (shared/operator.py) come back
-from the operator routes' calls. `install` registers the handlers that
-render every error, Falcon's own included, as `{"title": ..., "description":
-...}`. Nothing else builds an
-error response, and no stack trace or SQL text ever reaches a client.
+Resources and middleware raise `BadParameter`, `NotFound`, `Unavailable`,
+`Unauthorized` or `TooManyAttempts`; the admin service's errors
+(shared/operator.py) come back from the operator routes' calls. `install`
+registers the handlers that render every error, Falcon's own included, as
+`{"title": ..., "description": ...}`. Nothing else builds an error
+response, and no stack trace or SQL text ever reaches a client.
 """
 
 from __future__ import annotations
@@ -56,12 +56,22 @@ class PayloadTooLarge(GatewayError):
     pass
 
 
+class TooManyAttempts(GatewayError):
+    """Too many wrong operator tokens from the client lately: the 429, with
+    the whole seconds until it may try again (its Retry-After)."""
+
+    def __init__(self, description: str, retry_after: int):
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
 ERROR_STATUSES: dict[type[GatewayError], int] = {
     BadParameter: 400,
     NotFound: 404,
     Unavailable: 503,
     Unauthorized: 401,
     PayloadTooLarge: 413,
+    TooManyAttempts: 429,
 }
 
 # What a client reads when Falcon itself refuses a request (no route, wrong
@@ -89,8 +99,11 @@ class RenderedError(falcon.HTTPError):
 
 
 def handle_gateway_error(req, resp, error: GatewayError, params) -> None:
-    headers = ({"WWW-Authenticate": 'Bearer realm="operator API"'}
-               if isinstance(error, Unauthorized) else None)
+    headers = None
+    if isinstance(error, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="operator API"'}
+    elif isinstance(error, TooManyAttempts):
+        headers = {"Retry-After": str(error.retry_after)}
     raise RenderedError(_status_of(error), error.description, error.details, headers)
 
 

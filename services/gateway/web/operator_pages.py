@@ -13,6 +13,13 @@ HttpOnly, SameSite=Strict, Path=/admin, Secure when the request came over
 https, for SESSION_SECONDS. The token itself is never kept: not in a cookie,
 a URL or the browser's storage.
 
+Before a signed-in form is read, admin checks the session's token: a
+session whose token was withdrawn is sent to sign in with its form unread.
+The sign-in form carries its token in the body, so it is read first (16 KB
+at most); a wrong token there counts against the client's address like one
+sent to the operator API, and a client past the limit is refused (429)
+before any of its operator requests is read (services/gateway/operator_guard.py).
+
 Forms. Every POST is refused (403, nothing done) when its Origin header
 names another host, or when its `csrf` field is wrong: after sign-in
 HMAC-SHA256(web secret, "csrf:" + the session cookie's value); on the
@@ -47,7 +54,8 @@ from urllib.parse import urlsplit
 import falcon
 
 from services.gateway.errors import Unavailable
-from services.gateway.resources.operator import MAX_CSV_BYTES
+from services.gateway.operator_guard import token_refused
+from services.gateway.resources.operator import MAX_CSV_BYTES, TOKEN_CHECK
 from services.gateway.web.rendering import render
 from shared.operator import Conflict, Forbidden, InvalidInput, OperatorError, token_digest
 from shared.states import STATES
@@ -251,6 +259,7 @@ def signed_in(responder):
         visit = Visit(self.admin, digest, self.signer.form_token(value))
         try:
             if posted:
+                visit.call(TOKEN_CHECK)
                 visit.form = read_form(req)
                 if not same(visit.csrf, visit.form.get("csrf")):
                     return refuse_form(resp)
@@ -302,8 +311,9 @@ class SignIn(OperatorPage):
             return self._form(req, resp, falcon.HTTP_400, "Enter your operator token.")
         digest = token_digest(token)
         try:
-            self.admin.call("list_datasets", digest)
+            self.admin.call(TOKEN_CHECK, digest)
         except Forbidden:
+            token_refused(req)
             return self._form(req, resp, falcon.HTTP_403, "That operator token is not valid.")
         except Unavailable as error:
             return show_unavailable(resp, error)
