@@ -52,6 +52,11 @@ class InvalidInput(OperatorError):
         return "; ".join(f"{name}: {text}" for name, text in self.problems.items())
 
 
+# The context data key of an operator call's deadline (seconds since the
+# epoch): the gateway stops waiting then, so admin does nothing after it.
+CALL_DEADLINE = "odp_call_deadline"
+
+
 @deserialize_to_instance
 class Conflict(OperatorError):
     status = 409

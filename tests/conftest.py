@@ -336,6 +336,7 @@ def start_service(config, engine, clean_vhost):
                 service.stop()
 
     start.stop_all = stop_all
+    start.started = started
     yield start
     # All at once: each takes a moment to shut down gracefully.
     for service in started:

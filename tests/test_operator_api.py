@@ -353,3 +353,34 @@ def test_the_operator_api_is_a_503_while_the_database_is_down(admin_config, engi
         assert answer.status_code == 503, answer.text
         assert answer.json == {"title": "Service Unavailable",
                                "description": "the database is unavailable; try again shortly"}
+
+
+def test_a_call_admin_takes_up_too_late_is_not_run(operator, start_service, admin_config):
+    """Admin stalled (SIGSTOP) past the gateway's timeout: the client is told
+    503, and when admin resumes the call does not run after all (before, a
+    dataset was created and an import requested after their 503s). Either
+    the call's message expired in admin's queue, or admin, which had taken
+    it, saw its deadline passed."""
+    import signal
+    import time
+
+    from services.gateway.admin_rpc import AdminClient
+    from services.gateway.errors import Unavailable
+    from shared.operator import token_digest
+
+    [admin] = [service for service in start_service.started
+               if service.module == "services.admin"]
+    body = dataset_body(name="NC stalled", url="ftp://nc.example/stalled.zip")
+    impatient = AdminClient(admin_config.with_changes(admin_rpc_timeout=2))
+    admin.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(Unavailable):
+            impatient.call("add_dataset", token_digest(OPERATOR_TOKEN), body)
+    finally:
+        admin.process.send_signal(signal.SIGCONT)
+        impatient.close()
+    time.sleep(3)  # admin works through what it received while stopped
+    names = [dataset["name"] for dataset in operator.call("GET", "/admin/api/datasets/").json]
+    assert "NC stalled" not in names
+    again = operator.call("POST", "/admin/api/datasets/", json=body)
+    assert again.status_code == 201, again.json

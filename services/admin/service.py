@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 
 from marshmallow import ValidationError
+from nameko.contextdata import ContextDataProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
 from sqlalchemy import exc as sa_exc
@@ -37,6 +39,7 @@ from shared.events import (
 )
 from shared.nameko_support import Database, OutboxRelay, Settings, add_state_handlers
 from shared.operator import (
+    CALL_DEADLINE,
     CensusRefresh,
     ImportFilter,
     InvalidInput,
@@ -65,6 +68,12 @@ def operator_call(method=None, *, publishes: bool = False):
     @rpc(expected_exceptions=(OperatorError,))
     @functools.wraps(method)
     def call(self, digest, *args):
+        deadline = self.call_deadline
+        if deadline is not None and time.time() > float(deadline):
+            # The gateway answered 503 already; its client may be trying again.
+            log.warning("operator call %s came %.1fs after its caller stopped waiting; "
+                        "not run", method.__name__, time.time() - float(deadline))
+            raise Unavailable("the admin service answered too late; nothing was done")
         try:
             with self.db.begin() as conn:
                 tokens.check(conn, digest)
@@ -84,6 +93,12 @@ def operator_call(method=None, *, publishes: bool = False):
     return call
 
 
+class CallDeadline(ContextDataProvider):
+    """The deadline the gateway sent with an operator call, or None."""
+
+    context_key = CALL_DEADLINE
+
+
 def _load(schema, data) -> dict:
     try:
         return schema.load(data or {})
@@ -100,6 +115,7 @@ class AdminService(OutboxRelay):
 
     config = Settings()
     db = Database()
+    call_deadline = CallDeadline()
 
     @operator_call
     def check_token(self, conn) -> bool:

@@ -9,20 +9,27 @@ per second).
 
 A proxy whose call failed for any reason but the admin's own answer is
 dropped, not reused: its connection may be half gone.
+
+A call must not run after the gateway stopped waiting for it (its client
+was told 503 and may try again): its message expires in admin's queue
+after the timeout, and it carries its deadline, which admin checks before
+doing anything (a message admin had already taken when it stalled).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+import time
 
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
+from nameko.rpc import ServiceProxy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from services.gateway.errors import Unavailable
 from shared.config import Config
 from shared.events import ADMIN_SOURCE
-from shared.operator import OperatorError
+from shared.operator import CALL_DEADLINE, OperatorError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,12 @@ class AdminClient:
             return self.idle.get_nowait()
         except queue.Empty:
             standalone = ClusterRpcProxy(self.nameko_config, timeout=self.timeout)
-            return standalone, standalone.start()
+            standalone.start()
+            # nameko's cluster proxy passes no publish options to its service
+            # proxies: this one, on the same reply queue, sets the TTL.
+            admin = ServiceProxy(standalone._worker_ctx, ADMIN_SOURCE,
+                                 standalone._reply_listener, expiration=self.timeout)
+            return standalone, admin
 
     def _drop(self, entry) -> None:
         try:
@@ -52,7 +64,9 @@ class AdminClient:
             log.warning("cannot connect to the broker for the admin service: %s", error)
             raise Unavailable("the message broker is unreachable") from None
         try:
-            result = getattr(entry[1][ADMIN_SOURCE], method)(*args)
+            # Sent as the call's context data (a message header).
+            entry[0]._worker_ctx.data[CALL_DEADLINE] = time.time() + self.timeout
+            result = getattr(entry[1], method)(*args)
         except (OperatorError, RemoteError):
             self.idle.put(entry)  # the admin answered; the proxy is sound
             raise

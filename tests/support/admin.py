@@ -20,7 +20,7 @@ class InProcessAdmin:
 
     def __init__(self, config, engine):
         sync_from_config(engine, config.admin_tokens)
-        self.service = worker_factory(AdminService, config=config, db=engine)
+        self.service = worker_factory(AdminService, config=config, db=engine, call_deadline=None)
 
     def call(self, method: str, *args):
         # Arguments and answers cross as JSON, as over RPC (dates become text).
