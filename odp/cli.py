@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="first remove what ended imports no longer need (a state with "
                             "an import running is left to that import)")
 
+    dead = commands.add_parser(
+        "dead-letters", help="list the messages the services gave up on, or send them back",
+        description="Each service's dead letters (<service>.dead-letters on the broker): "
+                    "the messages its handlers failed HANDLER_RETRIES times, or could never "
+                    "take (malformed), with the queue, the tries and the error. --replay "
+                    "sends them back to their handlers' queues, tries reset, once what "
+                    "failed them is mended.")
+    dead.add_argument("--service", help="only this service's (admin, stats, census, "
+                                        "ingest_nc, ...)")
+    dead.add_argument("--payloads", action="store_true", help="print each message's payload")
+    dead.add_argument("--replay", action="store_true",
+                      help="send every message listed back to its handler's queue")
+
     facts = commands.add_parser(
         "facts", help="print a state's landing-page facts (from the public API at ODP_URL)")
     facts.add_argument("state", choices=sorted(STATES))
@@ -265,6 +278,10 @@ def main(argv=None) -> int:
         from odp.files import run as run_files
 
         return run_files(args, config)
+    if args.command == "dead-letters":
+        from odp.dead_letters import run as run_dead_letters
+
+        return run_dead_letters(args, config)
     if args.command == "facts":
         from odp.facts import fetch_facts, format_facts
 

@@ -155,3 +155,42 @@ def _payload(message):
 
 
 retrying_event_handler = RetryingEventHandler.decorator
+
+
+def service_names() -> list[str]:
+    """The platform's nameko services, each with its dead letters."""
+    from shared.states import STATES
+
+    return ["admin", "census", "stats", *(state.ingest_service for state in STATES.values())]
+
+
+def dead_letters(config: Config, service: str, replay: bool = False) -> list[dict]:
+    """The messages in `service`'s dead letters: {"queue", "tries", "error",
+    "ids", "payload"} each. With `replay`, each goes back to its handler's
+    queue with its count of tries reset (once what failed it is mended);
+    otherwise they stay where they are."""
+    from kombu import Connection, Producer
+
+    found = []
+    with Connection(config.amqp_uri, connect_timeout=5) as conn:
+        channel = conn.channel()
+        queue = dead_letter_queue(service)(channel)
+        queue.declare()
+        # Unacknowledged until the channel closes, which puts back what
+        # was not replayed, in its order.
+        while (message := queue.get(no_ack=False)) is not None:
+            headers = dict(message.headers or {})
+            payload = _payload(message)
+            found.append({"queue": headers.get(QUEUE_HEADER), "tries": headers.get(TRIES_HEADER),
+                          "error": headers.get(ERROR_HEADER), "ids": payload_ids(payload),
+                          "payload": payload})
+            if replay and headers.get(QUEUE_HEADER):
+                kept = {key: value for key, value in headers.items()
+                        if key not in (QUEUE_HEADER, ERROR_HEADER, TRIES_HEADER)}
+                Producer(channel).publish(
+                    message.body, exchange="", routing_key=headers[QUEUE_HEADER],
+                    headers=kept, content_type=message.content_type,
+                    content_encoding=message.content_encoding, delivery_mode=2)
+                message.ack()
+        channel.close()
+    return found

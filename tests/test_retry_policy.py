@@ -123,3 +123,49 @@ def test_every_handler_dead_letters_a_malformed_payload_at_once(
     assert dead == payload
     assert headers[TRIES_HEADER] == 1
     assert headers[ERROR_HEADER].startswith("Malformed: ")
+
+
+def test_odp_lists_the_dead_letters_and_sends_them_back(config, start_service):
+    """`odp dead-letters` shows what a service gave up on, and leaves it there;
+    --replay sends it back to its handler (this one fails again: it is still
+    malformed)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    admin = start_service("services.admin", **FAST)
+    from nameko.amqp.publish import Publisher
+    from nameko.standalone.events import get_event_exchange
+
+    Publisher(config.amqp_uri).publish(
+        {"state": "nc", "import_id": "77"},
+        exchange=get_event_exchange("stats", config.nameko_config()),
+        routing_key="stats_refreshed")
+
+    def odp(*argv) -> str:
+        done = subprocess.run([sys.executable, "-m", "odp", "dead-letters", *argv], cwd=ROOT,
+                              env=config.as_environ(), capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    deadline = time.monotonic() + 30
+    while "1 message(s) dead-lettered" not in (listed := odp("--service", "admin",
+                                                              "--payloads")):
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.2)
+    assert "evt-stats-stats_refreshed--admin.follow_stats_refreshed  tries 1  " \
+           "import_id=77, state=nc" in listed
+    assert "error: Malformed: stats_refreshed" in listed
+    assert '"import_id": "77"' in listed
+    # Listing took nothing away.
+    assert "1 message(s) dead-lettered" in odp("--service", "admin")
+
+    assert "1 message(s) sent back to their queues" in odp("--service", "admin", "--replay")
+    deadline = time.monotonic() + 30
+    while admin.log().count("import_id=77, state=nc") < 2:
+        assert time.monotonic() < deadline, admin.log()
+        time.sleep(0.2)
+    [(payload, headers)] = dead_letters(config, "admin", 1)
+    assert payload["import_id"] == "77" and headers[TRIES_HEADER] == 1
