@@ -286,3 +286,22 @@ def test_a_release_of_another_state_fails_clearly(config, release, db):
     assert "a Maryland release needs workbook" in outcome["payload"]["error"]
     assert db("SELECT status FROM ingest.import_runs WHERE import_id = :id",
               id=job["import_id"]) == [("failed",)]
+
+
+def test_a_lost_database_connection_is_named_as_such():
+    """An outage, not an internal error: the message says what happened, with
+    the deepest cause, and what to do."""
+    import psycopg2
+
+    from services.ingest.errors import database_lost
+
+    outer = psycopg2.OperationalError("invalid socket")
+    outer.__context__ = psycopg2.OperationalError(
+        "terminating connection due to administrator command\nCONTEXT: COPY stop, line 1")
+    wrapped = RuntimeError("the copy thread failed")
+    wrapped.__cause__ = outer
+    said = database_lost(wrapped)
+    assert said == ("the database connection was lost (terminating connection due to "
+                    "administrator command); the data being served did not change; "
+                    "request the import again once PostgreSQL is back")
+    assert database_lost(ValueError("a bad date")) is None

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.ingest import download, import_folders, staging, unpack
 from services.ingest.agencies import AgencyIds
-from services.ingest.errors import ImportFailed
+from services.ingest.errors import ImportFailed, database_lost
 from services.ingest.formats import RELEASES, Release
 from services.ingest.import_folders import ImportFolder
 from services.ingest.rawfile import CopySource
@@ -223,9 +223,14 @@ def _run(engine, request: dict, config: Config, report: Throttled, lock_conn) ->
         return event
     except Exception as error:
         if not isinstance(error, ImportFailed):
-            log.exception("import %s failed unexpectedly", request["import_id"])
-            error = ImportFailed(phase, f"internal error during {phase}: "
-                                f"{type(error).__name__}: {error}")
+            lost = database_lost(error)
+            if lost:
+                log.warning("import %s: %s", request["import_id"], lost, exc_info=True)
+                error = ImportFailed(phase, f"during {phase}, {lost}")
+            else:
+                log.exception("import %s failed unexpectedly", request["import_id"])
+                error = ImportFailed(phase, f"internal error during {phase}: "
+                                    f"{type(error).__name__}: {error}")
         log.warning("import %s failed in %s: %s", request["import_id"], error.phase, error)
         return _fail(engine, config, request, error, schema, rejects)
     finally:

@@ -128,6 +128,7 @@ class IngestService(OutboxRelay):
         process.stdin.close()
         phase = "start"
         outcome = None
+        said = None
         for raw in process.stdout:
             message = json.loads(raw)
             progress = message.get("progress")
@@ -136,6 +137,8 @@ class IngestService(OutboxRelay):
                 self._progress(request, progress)
             elif "outcome" in message:
                 outcome = message["outcome"]
+            elif "error" in message:
+                said = message["error"]
         code = process.wait()
         # The outcome the pipeline reported, or a failure when it reported none;
         # a replayed one (the import had already ended) is not counted again.
@@ -143,6 +146,8 @@ class IngestService(OutboxRelay):
         if outcome is not None and outcome.get("replayed"):
             log.info("import %s had already ended (%s): not loaded or counted again",
                      request["import_id"], outcome["event"])
+        if code != 0 and said:
+            return phase, f"the import worker stopped during {phase}: {said}"
         if code != 0:
             return phase, (f"the import worker stopped unexpectedly during {phase} "
                            f"(exit code {code}); see the ingest service's log")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 
+from services.ingest.errors import database_lost
 from services.ingest.pipeline import run_import
 from shared.config import Config
 from shared.logs import setup_logging
@@ -50,7 +51,13 @@ def main() -> int:
     def report(phase: str, done: int, total: int | None) -> None:
         tell({"progress": {"phase": phase, "done": done, "total": total}})
 
-    outcome = run_import(request, config, report)
+    try:
+        outcome = run_import(request, config, report)
+    except Exception as error:
+        # Not even the failure could be recorded: the service records it,
+        # in words a person can act on where there are some.
+        tell({"error": database_lost(error) or f"{type(error).__name__}: {error}"})
+        raise
     tell({"outcome": outcome})
     return 0
 
