@@ -69,6 +69,7 @@ def pytest_configure(config) -> None:
                                      "code driven in process", "service processes"),
                              strict=True):
         config.addinivalue_line("markers", f"{tier}: {meaning}")
+    config.addinivalue_line("markers", "fault: faults on private PostgreSQL, RabbitMQ, memcached")
 
 
 def pytest_collection_modifyitems(items) -> None:
