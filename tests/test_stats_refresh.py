@@ -228,3 +228,17 @@ def test_the_covered_data_version_comes_from_the_database_not_the_event(
     assert refreshed is not None
     assert (refreshed["data_version"], refreshed["import_id"]) == (
         second["data_version"], second["import_id"])
+
+
+def test_a_load_whose_event_was_lost_is_found_behind(config, release, engine):
+    """stats' catch-up timer refreshes what `behind` names: a live load newer
+    than the published numbers, whatever happened to its event."""
+    from services.stats.refresh import behind
+
+    first = load(config, release, small_release)
+    refresh(engine, "nc", first["data_version"])
+    assert "nc" not in dict(behind(engine))
+    second = load(config, release, small_release)
+    assert ("nc", second["data_version"]) in behind(engine)
+    refresh(engine, "nc", second["data_version"])
+    assert "nc" not in dict(behind(engine))

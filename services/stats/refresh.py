@@ -96,6 +96,21 @@ def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dic
     raise RuntimeError(f"{state}: new loads kept going live during {REBUILDS} refreshes")
 
 
+def behind(engine) -> list[tuple[str, int]]:
+    """(state, data version) of each state whose live load is newer than its
+    published numbers: a dataset_loaded lost (dead-lettered after a long
+    outage, say) leaves it so until something refreshes it."""
+    with engine.connect() as conn:
+        published = dict(conn.execute(select(generations.c.state,
+                                             generations.c.data_version)).all())
+        found = []
+        for state in STATE_STATS:
+            live = _live(conn, state)
+            if live is not None and live[0] > published.get(state, -1):
+                found.append((state, live[0]))
+    return found
+
+
 def rebuild_outdated(engine) -> list[str]:
     """Rebuild the tables of every published state whose live tables are of an
     older shape than this code reads (summaries.outdated); the states rebuilt."""

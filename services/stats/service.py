@@ -17,7 +17,7 @@ from nameko.timer import timer
 from sqlalchemy import delete, select
 
 from services.stats.priming import prime
-from services.stats.refresh import rebuild_outdated, refresh, republish_agencies
+from services.stats.refresh import behind, rebuild_outdated, refresh, republish_agencies
 from shared.events import (
     ADMIN_SOURCE,
     AGENCY_MAPPING_UPDATED,
@@ -108,6 +108,19 @@ class StatsService(OutboxRelay):
         rebuilt = rebuild_outdated(self.db)
         if rebuilt:
             self._prime_and_publish(rebuilt)
+
+    @timer(interval=30)
+    def catch_up(self) -> None:
+        """A load whose dataset_loaded never came (dead-lettered after a long
+        outage, or lost) is refreshed all the same."""
+        caught_up = []
+        for state, data_version in behind(self.db):
+            log.warning("%s: data version %s is live but not refreshed; refreshing", state,
+                        data_version)
+            if refresh(self.db, state, data_version) is not None:
+                caught_up.append(state)
+        if caught_up:
+            self._prime_and_publish(caught_up)
 
     def _prime_and_publish(self, states) -> None:
         """Warm the cache of `states`, then announce the new numbers: when
