@@ -12,7 +12,7 @@ from shared.retrying import dead_letters, service_names
 
 def run(args, config: Config) -> int:
     services = [args.service] if args.service else service_names()
-    total = 0
+    total = replayed = 0
     for service in services:
         try:
             messages = dead_letters(config, service, replay=args.replay)
@@ -21,11 +21,16 @@ def run(args, config: Config) -> int:
                   file=sys.stderr)
             return 1
         total += len(messages)
+        replayed += sum(message["replayed"] for message in messages)
         for message in messages:
+            kept = ("" if message["replayed"] or not args.replay
+                    else "  (kept: its queue does not exist)")
             print(f"{service}  {message['queue']}  tries {message['tries']}  "
-                  f"{message['ids']}\n    error: {message['error']}")
+                  f"{message['ids']}{kept}\n    error: {message['error']}")
             if args.payloads:
                 print(f"    payload: {json.dumps(message['payload'], sort_keys=True)}")
-    verb = "sent back to their queues" if args.replay else "dead-lettered"
-    print(f"{total} message(s) {verb}")
+    if args.replay:
+        print(f"{replayed} message(s) sent back to their queues, {total - replayed} kept")
+    else:
+        print(f"{total} message(s) dead-lettered")
     return 0

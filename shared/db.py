@@ -140,3 +140,23 @@ def lock_for_swap(conn, tables: list[str]) -> None:
         pause = min(pause * 2, SWAP_PAUSE[1])
     raise RuntimeError(f"readers held {', '.join(existing)} through {SWAP_ATTEMPTS} "
                        "attempts to lock them for the swap")
+
+
+def connection_lost(error: BaseException) -> str | None:
+    """What the database said when `error` (or what caused it) is its
+    connection lost or refused (PostgreSQL restarted, stopped, unreachable):
+    an outage, not a fault of the data or the code. None otherwise. The
+    deepest such error says most ("terminating connection due to
+    administrator command", where the last one says "invalid socket")."""
+    from sqlalchemy import exc
+
+    lost = (psycopg2.OperationalError, psycopg2.InterfaceError, exc.OperationalError,
+            exc.InterfaceError, exc.DisconnectionError)
+    seen, said = set(), None
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, lost):
+            detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+            said = detail[0] if detail else type(error).__name__
+        error = error.__cause__ or error.__context__
+    return said

@@ -9,6 +9,12 @@ handler queue's name). The number of tries travels in the message's
 `x-odp-tries` header, so it survives a restart of the service; the service's
 only worker never sleeps through the pause.
 
+A failure for want of the database (its connection lost or refused) is
+tried again the same way but not counted: an outage longer than the tries
+would otherwise bury every event that arrived during it, and most events
+(an agency mapping, a stop-reason table, a census load) have no other way
+back.
+
 After HANDLER_RETRIES tries, or at once for a payload the handler can never
 take (it raises Malformed), the message goes to the service's dead-letter
 queue, `<service>.dead-letters`, with the queue, the error and the tries in
@@ -38,6 +44,7 @@ from shared.config import Config
 log = logging.getLogger(__name__)
 
 TRIES_HEADER = "x-odp-tries"
+OUTAGES_HEADER = "x-odp-outages"
 QUEUE_HEADER = "x-odp-queue"
 ERROR_HEADER = "x-odp-error"
 MAX_DELAY = 60.0
@@ -120,11 +127,23 @@ class RetryingEventHandler(EventHandler):
         self.queue_consumer.ack_message(message)
 
     def _retry_or_bury(self, message, error: BaseException) -> None:
+        from shared.db import connection_lost
+
         headers = dict(message.headers or {})
-        tries = int(headers.get(TRIES_HEADER) or 0) + 1
-        headers[TRIES_HEADER] = tries
         what = f"{self.queue.name} ({payload_ids(_payload(message))})"
         reason = f"{type(error).__name__}: {error}"[:1000]
+        outages = int(headers.get(OUTAGES_HEADER) or 0)
+        lost = connection_lost(error)
+        if lost is not None and not isinstance(error, Malformed):
+            headers[OUTAGES_HEADER] = outages + 1
+            tries = int(headers.get(TRIES_HEADER) or 0)
+            delay = retry_delay(self.config, tries + outages + 1)
+            self._publish(message, retry_queue(self.queue.name), headers, expiration=delay)
+            log.warning("%s: the database is unavailable (%s); tried again in %.0fs, not "
+                        "counted as a try", what, lost, delay)
+            return
+        tries = int(headers.get(TRIES_HEADER) or 0) + 1
+        headers[TRIES_HEADER] = tries
         if isinstance(error, Malformed) or tries > self.config.handler_retries:
             queue = dead_letter_queue(self.container.service_name)
             headers.update({QUEUE_HEADER: self.queue.name, ERROR_HEADER: reason})
@@ -132,7 +151,7 @@ class RetryingEventHandler(EventHandler):
             log.error("%s: dead-lettered to %s after %d tr%s: %s", what, queue.name, tries,
                       "y" if tries == 1 else "ies", reason)
             return
-        delay = retry_delay(self.config, tries)
+        delay = retry_delay(self.config, tries + outages)
         self._publish(message, retry_queue(self.queue.name), headers,
                       expiration=delay)  # seconds; kombu sends milliseconds
         log.warning("%s: failed (try %d of %d), tried again in %.0fs: %s", what, tries,
@@ -166,31 +185,60 @@ def service_names() -> list[str]:
 
 def dead_letters(config: Config, service: str, replay: bool = False) -> list[dict]:
     """The messages in `service`'s dead letters: {"queue", "tries", "error",
-    "ids", "payload"} each. With `replay`, each goes back to its handler's
-    queue with its count of tries reset (once what failed it is mended);
-    otherwise they stay where they are."""
+    "ids", "payload", "replayed"} each. With `replay`, each goes back to its
+    handler's queue (when that queue exists) with its counts reset, once what
+    failed them is mended; otherwise they stay where they are."""
     from kombu import Connection, Producer
 
     found = []
     with Connection(config.amqp_uri, connect_timeout=5) as conn:
         channel = conn.channel()
+        # Confirmed publishes: a message is acked here only once the broker
+        # holds its copy.
+        channel.confirm_select()
         queue = dead_letter_queue(service)(channel)
-        queue.declare()
-        # Unacknowledged until the channel closes, which puts back what
-        # was not replayed, in its order.
-        while (message := queue.get(no_ack=False)) is not None:
+        # Only what is there now: a replayed message that fails again comes
+        # back meanwhile, and must not be read (and replayed) twice.
+        waiting = queue.queue_declare().message_count
+        existing: dict[str, bool] = {}
+        for _ in range(waiting):
+            message = queue.get(no_ack=False)
+            if message is None:
+                break
             headers = dict(message.headers or {})
             payload = _payload(message)
-            found.append({"queue": headers.get(QUEUE_HEADER), "tries": headers.get(TRIES_HEADER),
+            target = headers.get(QUEUE_HEADER)
+            sent = False
+            if replay and target:
+                if target not in existing:
+                    existing[target] = _queue_exists(conn, target)
+                if existing[target]:
+                    kept = {key: value for key, value in headers.items()
+                            if key not in (QUEUE_HEADER, ERROR_HEADER, TRIES_HEADER,
+                                           OUTAGES_HEADER)}
+                    Producer(channel).publish(
+                        message.body, exchange="", routing_key=target, headers=kept,
+                        content_type=message.content_type,
+                        content_encoding=message.content_encoding, delivery_mode=2)
+                    message.ack()
+                    sent = True
+            found.append({"queue": target, "tries": headers.get(TRIES_HEADER),
                           "error": headers.get(ERROR_HEADER), "ids": payload_ids(payload),
-                          "payload": payload})
-            if replay and headers.get(QUEUE_HEADER):
-                kept = {key: value for key, value in headers.items()
-                        if key not in (QUEUE_HEADER, ERROR_HEADER, TRIES_HEADER)}
-                Producer(channel).publish(
-                    message.body, exchange="", routing_key=headers[QUEUE_HEADER],
-                    headers=kept, content_type=message.content_type,
-                    content_encoding=message.content_encoding, delivery_mode=2)
-                message.ack()
+                          "payload": payload, "replayed": sent})
+        # What was not replayed goes back, in its order, as the channel closes.
         channel.close()
     return found
+
+
+def _queue_exists(conn, name: str) -> bool:
+    probe = conn.channel()
+    try:
+        probe.queue_declare(queue=name, passive=True)
+        return True
+    except Exception:  # the broker closes the channel on a missing queue
+        return False
+    finally:
+        try:
+            probe.close()
+        except Exception:
+            pass

@@ -105,6 +105,13 @@ def leave_nothing_behind(engine) -> None:
             "UPDATE admin.imports SET status = 'failed', finished_at = now(), "
             "error = 'left unfinished by an earlier test' "
             "WHERE status IN ('queued', 'running', 'loaded')"))
+        # Nor may its unsent requests reach the next test's ingest, nor its
+        # unfinished runs be ended under it.
+        conn.execute(text("UPDATE admin.outbox SET published_at = now() "
+                          "WHERE published_at IS NULL AND event_type = 'import_requested'"))
+        conn.execute(text("UPDATE ingest.import_runs SET status = 'failed', "
+                          "finished_at = now(), error = 'left unfinished by an earlier test' "
+                          "WHERE status = 'running'"))
 
 
 def drop_database(name: str) -> None:

@@ -5,6 +5,9 @@ lost, and ingest ends a `running` run whose worker is gone
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import psycopg2
 import pytest
 from sqlalchemy import select, text
@@ -17,7 +20,7 @@ from services.stats.refresh import refresh
 from shared.db import advisory_key, psycopg2_dsn
 from shared.tables import imports
 from tests.conftest import leave_nothing_behind
-from tests.support.releases import small_release
+from tests.support.releases import ALDER, small_release
 
 
 @pytest.fixture(autouse=True)
@@ -139,3 +142,35 @@ def test_the_sweep_leaves_an_import_under_way_alone(config, engine, release):
     with engine.begin() as conn:
         conn.execute(text("UPDATE ingest.import_runs SET status = 'failed' "
                           "WHERE import_id = :id"), {"id": str(import_id)})
+
+
+def test_an_import_ended_by_another_process_never_goes_live(config, engine, db, release):
+    """The orphan timer (or a service whose worker died) ended the run as
+    failed while a second copy of the request was loading it: the swap finds
+    the run ended and does not make the release live."""
+    live = run_import({"import_id": f"live-{uuid.uuid4().hex[:8]}", "state": "nc",
+                       "url": release(small_release).as_uri()}, config)
+    assert live["event"] == "dataset_loaded"
+    before = db("SELECT count(*) FROM nc.stop")[0][0]
+
+    def one_stop(writer):
+        writer.stop(1, ALDER, "2016-01-01 10:00:00")
+        writer.person(1, 1)
+
+    url = release(one_stop).as_uri()
+    import_id = f"ended-{uuid.uuid4().hex[:8]}"
+
+    def report(phase, done, total):
+        if phase == "swap" and done == 0:
+            with engine.begin() as conn:
+                conn.execute(text("UPDATE ingest.import_runs SET status = 'failed', "
+                                  "result = :result WHERE import_id = :id"),
+                             {"id": import_id, "result": json.dumps(
+                                 {"event": "dataset_failed", "payload": {"ended": "elsewhere"}})})
+
+    outcome = run_import({"import_id": import_id, "state": "nc", "url": url}, config, report)
+    assert outcome == {"event": "dataset_failed", "payload": {"ended": "elsewhere"},
+                       "replayed": True}
+    assert db("SELECT count(*) FROM nc.stop")[0][0] == before != 1
+    assert db("SELECT count(*) FROM ingest.outbox WHERE payload->>'import_id' = :id",
+              id=import_id)[0][0] == 0

@@ -162,10 +162,35 @@ def test_odp_lists_the_dead_letters_and_sends_them_back(config, start_service):
     # Listing took nothing away.
     assert "1 message(s) dead-lettered" in odp("--service", "admin")
 
-    assert "1 message(s) sent back to their queues" in odp("--service", "admin", "--replay")
+    assert "1 message(s) sent back to their queues, 0 kept" in odp("--service", "admin",
+                                                                  "--replay")
     deadline = time.monotonic() + 30
     while admin.log().count("import_id=77, state=nc") < 2:
         assert time.monotonic() < deadline, admin.log()
         time.sleep(0.2)
     [(payload, headers)] = dead_letters(config, "admin", 1)
     assert payload["import_id"] == "77" and headers[TRIES_HEADER] == 1
+
+
+def test_an_outage_of_the_database_is_not_counted_as_a_try(config, start_service):
+    """An event that cannot be applied because the database is away waits the
+    outage out (a stop-reason table, a mapping or a census load has no other
+    way back), while one that fails for itself is still bounded (above)."""
+    from nameko.amqp.publish import Publisher
+    from nameko.standalone.events import get_event_exchange
+
+    from tests.support.waiting import wait_until
+
+    ingest = start_service("services.ingest", **FAST,
+                           DATABASE_URL="postgresql://127.0.0.1:1/nowhere")
+    Publisher(config.amqp_uri).publish(
+        {"state": "md", "rows": [{"stem": "speed", "purpose": "Speed Limit Violation"}],
+         "updated_at": "2026-11-30T00:00:00+00:00"},
+        exchange=get_event_exchange("admin", config.nameko_config()),
+        routing_key="stop_reasons_updated")
+    wait_until(lambda: ingest.log().count("not counted as a try") > RETRIES + 1, timeout=60,
+               what="more outage retries than the bound")
+    with Connection(config.amqp_uri) as conn:
+        queue = dead_letter_queue("ingest_md")(conn.default_channel)
+        assert queue.queue_declare().message_count == 0
+    assert "dead-lettered" not in ingest.log()

@@ -12,23 +12,11 @@ class ImportFailed(Exception):
 
 
 def database_lost(error: BaseException) -> str | None:
-    """What to tell a person when `error` (or what caused it) is the database
-    connection lost or refused (PostgreSQL restarted, stopped, unreachable):
-    an outage, not a fault of the release or of the code. None otherwise."""
-    import psycopg2
-    from sqlalchemy import exc
+    """What to tell a person when `error` is the database connection lost:
+    an outage, with what to do. None otherwise."""
+    from shared.db import connection_lost
 
-    lost = (psycopg2.OperationalError, psycopg2.InterfaceError, exc.OperationalError,
-            exc.InterfaceError, exc.DisconnectionError)
-    seen, said = set(), None
-    # The deepest such error says most ("terminating connection due to
-    # administrator command", where the last one says "invalid socket").
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, lost):
-            detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-            said = detail[0] if detail else type(error).__name__
-        error = error.__cause__ or error.__context__
+    said = connection_lost(error)
     if said is None:
         return None
     return (f"the database connection was lost ({said}); the data being served did not "

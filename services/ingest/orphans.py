@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, text
 
-from services.ingest.pipeline import fail_unfinished, state_lock_key
+from services.ingest.pipeline import fail_unfinished_holding_lock, state_lock_key
 from shared.config import Config
 from shared.tables import import_runs
 
@@ -34,6 +34,7 @@ def fail_orphaned_runs(engine, config: Config, state: str) -> list[str]:
                                .where(import_runs.c.state == state,
                                       import_runs.c.status == "running")).all()
         for orphan in orphans:
-            fail_unfinished(config, {"import_id": orphan.import_id, "state": state,
-                                     "url": orphan.url}, "worker", MESSAGE)
+            fail_unfinished_holding_lock(engine, config, {
+                "import_id": orphan.import_id, "state": state, "url": orphan.url},
+                "worker", MESSAGE)
     return [orphan.import_id for orphan in orphans]

@@ -344,6 +344,13 @@ def _execute_alone(config: Config, schema: str, what: str, statements) -> None:
 def _swap(engine, request, release, schema, parse, agencies, rejects, folder) -> dict:
     state = release.state.code
     with engine.begin() as conn:
+        # Held to the commit: the run cannot be ended as failed meanwhile
+        # (orphans, fail_unfinished), and one already ended must not go live.
+        status = conn.execute(select(import_runs.c.status).where(
+            import_runs.c.import_id == request["import_id"]).with_for_update()).scalar()
+        if status != "running":
+            raise ImportFailed("swap", f"the import was already recorded {status} by another "
+                                       "process; not made live")
         staging.swap(conn, state, schema)
         agencies.save_new(conn)
         data_version = conn.execute(text("SELECT nextval('ingest.data_version')")).scalar()
@@ -386,32 +393,59 @@ def _fail(engine, config, request, error: ImportFailed, schema, rejects) -> dict
     }
     event = {"event": DATASET_FAILED, "payload": payload}
     with engine.begin() as conn:
-        _finish_run(conn, request, "failed", event, error=error.message)
+        if not _finish_run(conn, request, "failed", event, error=error.message):
+            # Ended by another process meanwhile: its outcome stands.
+            ended = conn.execute(select(import_runs.c.result).where(
+                import_runs.c.import_id == request["import_id"])).scalar()
+            return {**(ended or event), "replayed": True}
         outbox.record(conn, STATES[request["state"]].ingest_service, DATASET_FAILED, payload)
     return event
 
 
 def fail_unfinished(config: Config, request: dict, phase: str, message: str) -> dict | None:
-    """End an import whose worker died without recording an outcome."""
+    """End an import whose worker died without recording an outcome. Only
+    while no worker holds the state's lock: another copy of the request may
+    have started the import again the moment the dead worker let it go, and
+    its run must not be ended under it (a run left running is then the
+    orphan timer's, services/ingest/orphans.py). None when nothing was ended."""
     engine = make_engine(config)
     try:
-        with engine.connect() as conn:
-            status = conn.execute(select(import_runs.c.status)
-                                  .where(import_runs.c.import_id == request["import_id"])
-                                  ).scalar()
-        if status in ("loaded", "failed"):
-            return None
-        with engine.begin() as conn:
-            conn.execute(insert(import_runs).values(
-                import_id=request["import_id"], state=request["state"], url=request["url"],
-                status="running", attempts=1).on_conflict_do_nothing())
-        return _fail(engine, config, request, ImportFailed(phase, message), None, None)
+        with raw_connection(config, f"ingest {request['state']} failure") as lock_conn:
+            lock_conn.autocommit = True
+            with lock_conn.cursor() as cursor:
+                # The dead worker's session may take a moment to be let go.
+                for _ in range(10):
+                    cursor.execute("SELECT pg_try_advisory_lock(%s)",
+                                   (state_lock_key(request["state"]),))
+                    if cursor.fetchone()[0]:
+                        # Recorded while the lock is held (it goes with this
+                        # connection): no worker starts the import meanwhile.
+                        return fail_unfinished_holding_lock(engine, config, request, phase, message)
+                    time.sleep(0.2)
+        log.warning("import %s: a worker holds the %s import lock; the orphan timer ends "
+                    "this run if it is left running", request["import_id"], request["state"])
+        return None
     finally:
         engine.dispose()
 
 
-def _finish_run(conn, request, status, event, data_version=None, error=None) -> None:
-    conn.execute(import_runs.update()
-                 .where(import_runs.c.import_id == request["import_id"])
-                 .values(status=status, finished_at=func.now(), result=event,
-                         data_version=data_version, error=error))
+def fail_unfinished_holding_lock(engine, config, request, phase, message) -> dict | None:
+    """fail_unfinished's work, for a caller that holds the state's lock."""
+    with engine.begin() as conn:
+        status = conn.execute(select(import_runs.c.status).where(
+            import_runs.c.import_id == request["import_id"])).scalar()
+        if status in ("loaded", "failed"):
+            return None
+        conn.execute(insert(import_runs).values(
+            import_id=request["import_id"], state=request["state"], url=request["url"],
+            status="running", attempts=1).on_conflict_do_nothing())
+    return _fail(engine, config, request, ImportFailed(phase, message), None, None)
+
+
+def _finish_run(conn, request, status, event, data_version=None, error=None) -> bool:
+    """End the run, unless something else already ended it: whether it did."""
+    return bool(conn.execute(import_runs.update()
+                             .where(import_runs.c.import_id == request["import_id"],
+                                    import_runs.c.status == "running")
+                             .values(status=status, finished_at=func.now(), result=event,
+                                     data_version=data_version, error=error)).rowcount)
