@@ -48,6 +48,7 @@ OUTAGES_HEADER = "x-odp-outages"
 QUEUE_HEADER = "x-odp-queue"
 ERROR_HEADER = "x-odp-error"
 MAX_DELAY = 60.0
+REQUEUE_PAUSE = 5.0
 # The payload fields that name what a message is about, for the logs.
 ID_FIELDS = ("import_id", "state", "request_id", "dataset_id", "data_version", "generation")
 DEFAULT_EXCHANGE = Exchange("", type="direct")
@@ -121,7 +122,12 @@ class RetryingEventHandler(EventHandler):
             self._retry_or_bury(message, exc_info[1])
         except Exception:
             log.exception("%s: could not set the failed message aside; it goes back to "
-                          "the queue", self.queue.name)
+                          "the queue after a pause", self.queue.name)
+            import eventlet
+
+            # Requeued at the head of the queue, it would be redelivered at
+            # once, and fail the same way, without end.
+            eventlet.sleep(REQUEUE_PAUSE)
             self.queue_consumer.requeue_message(message)
             return
         self.queue_consumer.ack_message(message)

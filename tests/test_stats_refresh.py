@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from sqlalchemy import text
 
 from odp.facts import format_facts
 from services.ingest.pipeline import run_import
@@ -242,3 +243,20 @@ def test_a_load_whose_event_was_lost_is_found_behind(config, release, engine):
     assert ("nc", second["data_version"]) in behind(engine)
     refresh(engine, "nc", second["data_version"])
     assert "nc" not in dict(behind(engine))
+
+
+def test_a_catch_up_refresh_does_not_wait_on_one_under_way(config, release, engine):
+    """With the state's refresh lock held elsewhere (a refresh under way),
+    refresh(wait=False) leaves the work to that one and returns at once."""
+    from services.stats.refresh import behind
+    from shared.db import advisory_key
+
+    payload = load(config, release, small_release)
+    with engine.connect() as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"),
+                       {"key": advisory_key("stats:nc")})
+        assert refresh(engine, "nc", payload["data_version"], wait=False) is None
+        assert ("nc", payload["data_version"]) in behind(engine)
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"),
+                       {"key": advisory_key("stats:nc")})
+    assert refresh(engine, "nc", payload["data_version"], wait=False) is not None

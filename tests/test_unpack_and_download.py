@@ -383,3 +383,21 @@ def test_an_operators_ftp_host_is_checked_but_the_states_own_server_is_not(
     assert "is a loopback address" in str(refused.value)
     # ftp://nc.us/ is the configured server: the operator did not choose it.
     assert fetch("ftp://nc.us/", tmp_path, closed).read_bytes() == b"release"
+
+
+@pytest.mark.parametrize("name", [".odp-import.json", "sub/.odp-import.json",
+                                  ".odp-import.json.partial"])
+def test_a_member_named_as_the_imports_own_record_is_refused(tmp_path, name):
+    """The folder's manifest says what a later prune removes: a release may
+    not write it (it could list the operator's own files)."""
+    archive = make_zip(tmp_path / "release.zip", {"Stop.txt": b"1\r\n", name: b"{}"})
+    with pytest.raises(ImportFailed, match="the import's own record"):
+        safe_unzip(archive, tmp_path / "out", max_bytes=MB)
+    assert not (tmp_path / "out" / "Stop.txt").exists()
+
+
+def test_a_download_never_takes_the_manifests_name():
+    from services.ingest.download import _file_name
+
+    assert _file_name("/releases/.odp-import.json", "release.zip") == "release.zip"
+    assert _file_name("/releases/STOPS_Extract.zip", "release.zip") == "STOPS_Extract.zip"

@@ -234,10 +234,13 @@ class AdminService(OutboxRelay):
         (services/admin/sweep.py), unsent mails and a state whose next import
         was not dispatched (OutboxRelay's timer sends the events)."""
         for state in STATES:
-            with self.db.begin() as conn:
-                _follow_lock(conn, state)
-                sweep(conn, self.config, state)
-                imports.dispatch_next(conn, state)
+            try:
+                with self.db.begin() as conn:
+                    _follow_lock(conn, state)
+                    sweep(conn, self.config, state)
+                    imports.dispatch_next(conn, state)
+            except Exception:  # one state's trouble must not hold up the others'
+                log.exception("%s: could not sweep the imports", state)
         self._flush()
 
 

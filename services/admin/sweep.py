@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from services.admin import imports as imports_
 from shared.config import Config
+from shared.events import IMPORT_REQUESTED
 from shared.tables import generations, import_runs, imports
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,15 @@ def sweep(conn, config: Config, state: str) -> None:
 
 
 def _request_again_if_lost(conn, config: Config, row) -> None:
-    waited = datetime.now(UTC) - row.dispatched_at
+    # From when the last copy went out, not when it went into the outbox: a
+    # broker outage must not pile copies up there.
+    unsent, last_sent = conn.execute(text(
+        "SELECT count(*) FILTER (WHERE published_at IS NULL), max(published_at) "
+        "FROM admin.outbox WHERE event_type = :event AND payload->>'import_id' = :id"),
+        {"event": IMPORT_REQUESTED, "id": str(row.id)}).one()
+    if unsent:
+        return
+    waited = datetime.now(UTC) - (last_sent or row.dispatched_at)
     if waited < timedelta(seconds=config.import_redispatch_after):
         return
     log.warning("import %s: no ingest_%s run has taken it up in %.0fs; requested again",

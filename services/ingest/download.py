@@ -49,7 +49,13 @@ def fetch(url: str, folder: Path, config: Config, progress=lambda done, total: N
 
 
 def _file_name(path: str, default: str) -> str:
+    from services.ingest.import_folders import MANIFEST
+
     name = Path(unquote(path)).name
+    # The folder's record of what the import wrote is the import's own: a
+    # download may not take its name (nor its partial file's).
+    if name.startswith(MANIFEST):
+        return default
     return name or default
 
 

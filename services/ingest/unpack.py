@@ -110,6 +110,12 @@ def _check_member(info: zipfile.ZipInfo, folder: Path) -> None:
     if stat.S_ISLNK(mode):
         raise ImportFailed(PHASE, f"zip entry {name!r} is a symbolic link; refusing it")
     path = PurePosixPath(name.replace("\\", "/"))
+    from services.ingest.import_folders import MANIFEST
+
+    if path.name.startswith(MANIFEST):
+        # The record of what the import wrote decides what is removed later.
+        raise ImportFailed(PHASE, f"zip entry {name!r} has the name of the import's own "
+                           f"record ({MANIFEST}); refusing the archive")
     target = (folder / path).resolve()
     if path.is_absolute() or ".." in path.parts or not target.is_relative_to(folder):
         raise ImportFailed(PHASE, f"zip entry {name!r} points outside the destination folder; "

@@ -41,11 +41,13 @@ REBUILDS = 3
 BUILD_TIMEOUT = 3600.0
 
 
-def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dict | None:
+def refresh(engine, state: str, data_version: int, rebuild: bool = False,
+            wait: bool = True) -> dict | None:
     """Refresh `state` for a load of `data_version`; the stats_refreshed
     payload, or None when there was nothing newer to do. `rebuild` builds the
     tables again from the live load even when they cover it (new code that
-    reads tables of another shape: rebuild_outdated)."""
+    reads tables of another shape: rebuild_outdated). Without `wait`, a
+    refresh of the state under way elsewhere means None at once."""
     state_stats = STATE_STATS.get(state)
     if state_stats is None:
         # A state this process was not given the stats part of: a handler
@@ -53,7 +55,10 @@ def refresh(engine, state: str, data_version: int, rebuild: bool = False) -> dic
         log.warning("no summaries are registered for %s; nothing to refresh", state)
         return None
     started = time.monotonic()
-    with _refreshing(engine, state):
+    with _refreshing(engine, state, wait) as held:
+        if not held:
+            log.info("%s: a refresh is under way elsewhere; leaving it to that one", state)
+            return None
         for _ in range(REBUILDS):
             with engine.connect() as conn:
                 current = conn.execute(select(generations)
@@ -138,14 +143,20 @@ def _live(conn, state: str):
 
 
 @contextmanager
-def _refreshing(engine, state: str):
+def _refreshing(engine, state: str, wait: bool = True):
     """The state's refresh lock, held on a connection of its own while the
-    tables are built on others (a session lock: no transaction stays open)."""
+    tables are built on others (a session lock: no transaction stays open);
+    yields whether it is held (always, when it may `wait`)."""
     key = advisory_key(f"stats:{state}")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         try:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            yield
+            if wait:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            elif not conn.execute(text("SELECT pg_try_advisory_lock(:key)"),
+                                  {"key": key}).scalar():
+                yield False
+                return
+            yield True
             conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         except BaseException:
             # A pooled connection must never go back still holding the lock:

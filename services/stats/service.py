@@ -42,6 +42,11 @@ from shared.updates import is_newest
 log = logging.getLogger(__name__)
 
 
+# (state, data version) -> (failed catch-ups, when to try again): per
+# process, which is all a pause needs.
+CATCH_UP_FAILURES: dict[tuple[str, int], tuple[int, float]] = {}
+
+
 class StatsService(OutboxRelay):
     name = "stats"
     outbox_table = stats_outbox
@@ -112,12 +117,26 @@ class StatsService(OutboxRelay):
     @timer(interval=30)
     def catch_up(self) -> None:
         """A load whose dataset_loaded never came (dead-lettered after a long
-        outage, or lost) is refreshed all the same."""
+        outage, or lost) is refreshed all the same. Never waiting on a refresh
+        under way (the event's, or another replica's), and one that failed is
+        tried again after a pause that doubles, up to an hour."""
         caught_up = []
+        now = time.monotonic()
         for state, data_version in behind(self.db):
+            failures, next_at = CATCH_UP_FAILURES.get((state, data_version), (0, 0.0))
+            if now < next_at:
+                continue
             log.warning("%s: data version %s is live but not refreshed; refreshing", state,
                         data_version)
-            if refresh(self.db, state, data_version) is not None:
+            try:
+                refreshed = refresh(self.db, state, data_version, wait=False)
+            except Exception:
+                log.exception("%s: the catch-up refresh failed", state)
+                CATCH_UP_FAILURES[(state, data_version)] = (
+                    failures + 1, now + min(3600.0, 30.0 * 2 ** failures))
+                continue
+            CATCH_UP_FAILURES.pop((state, data_version), None)
+            if refreshed is not None:
                 caught_up.append(state)
         if caught_up:
             self._prime_and_publish(caught_up)
