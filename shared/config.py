@@ -93,6 +93,9 @@ class Config:
     # oldest of them leaves the window (services/gateway/operator_guard.py).
     operator_max_failed_tokens: int = 10
     operator_failed_token_window: float = 60.0
+    # Proxies (CIDRs) whose X-Forwarded-For the gateway believes when it
+    # counts wrong tokens by client address (prod's ingress controller).
+    trusted_proxies: tuple[str, ...] = ()
     # Private networks (CIDRs) dataset URLs may point into; by default only
     # public addresses (shared/netguard.py).
     download_allowed_networks: tuple[str, ...] = ()
@@ -152,6 +155,7 @@ class Config:
             metrics_port=int(get("METRICS_PORT", default.metrics_port)),
             log_format=get("LOG_FORMAT", default.log_format).strip().lower(),
             generation_ttl=float(get("GENERATION_TTL", default.generation_ttl)),
+            trusted_proxies=_list(get("TRUSTED_PROXIES")),
             operator_max_failed_tokens=int(
                 get("OPERATOR_MAX_FAILED_TOKENS", default.operator_max_failed_tokens)),
             operator_failed_token_window=float(
@@ -217,6 +221,7 @@ ENVIRONMENT_NAMES = {
     "metrics_port": "METRICS_PORT", "log_format": "LOG_FORMAT",
     "generation_ttl": "GENERATION_TTL",
     "operator_max_failed_tokens": "OPERATOR_MAX_FAILED_TOKENS",
+    "trusted_proxies": "TRUSTED_PROXIES",
     "operator_failed_token_window": "OPERATOR_FAILED_TOKEN_WINDOW",
     "download_allowed_networks": "DOWNLOAD_ALLOWED_NETWORKS",
     "handler_retries": "HANDLER_RETRIES", "handler_retry_delay": "HANDLER_RETRY_DELAY",

@@ -401,3 +401,45 @@ def test_gunicorn_answers_a_wrong_token_before_the_body_is_sent(start_admin, sta
         assert json.loads(answer.read()) == FORBIDDEN
     finally:
         connection.close()
+
+
+def test_behind_a_trusted_proxy_clients_are_told_apart_by_what_it_forwarded(
+        admin_config, engine, clock):
+    """Behind the ingress every request comes from its address: with it named
+    in TRUSTED_PROXIES, the client is the nearest forwarded address that is
+    not a trusted proxy, and what a client writes further left changes
+    nothing. Without it, the proxy's address is the client."""
+    proxy, guesser, operator = "10.1.2.3", "203.0.113.7", "198.51.100.9"
+
+    def gateway_with(trusted):
+        config = admin_config.with_changes(operator_max_failed_tokens=LIMIT,
+                                           operator_failed_token_window=WINDOW,
+                                           trusted_proxies=trusted)
+        deps = Deps(engine=reader_engine(config), cache=cache_client(config),
+                    admin=InProcessAdmin(config, engine))
+        return deps, gateway_client(config, deps)
+
+    def call(client, forwarded, token):
+        return send(client, "GET", "/admin/api/datasets/", token=token, client_addr=proxy,
+                    headers={"X-Forwarded-For": forwarded})
+
+    deps, context = gateway_with(("10.0.0.0/8",))
+    try:
+        with context as client:
+            for spoof in range(LIMIT):
+                # A new made-up address each time, left of what the proxy appended.
+                answer = call(client, f"192.0.2.{spoof}, {guesser}", GUESS)
+                assert answer.status_code == 403
+            assert call(client, f"192.0.2.99, {guesser}", GUESS).status_code == 429
+            assert call(client, operator, OPERATOR_TOKEN).status_code == 200
+    finally:
+        deps.close()
+
+    deps, context = gateway_with(())
+    try:
+        with context as client:
+            for _ in range(LIMIT):
+                assert call(client, guesser, GUESS).status_code == 403
+            assert call(client, operator, OPERATOR_TOKEN).status_code == 429
+    finally:
+        deps.close()

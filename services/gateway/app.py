@@ -42,7 +42,7 @@ def create_app(config: Config, deps: Deps | None = None) -> falcon.App:
     app = falcon.App(router=router, middleware=[
         RequestMetrics(uncounted=metrics.resource, static_prefix=f"{STATIC_PREFIX}/"),
         TrailingSlashRedirect(router),
-        OperatorGuard(FailedTokens.from_config(config)),
+        OperatorGuard(FailedTokens.from_config(config), config.trusted_proxies),
         ServedStates(Generations(deps.engine, config.generation_ttl)),
         ResponseCache(deps.cache),
         PageHeaders(),

@@ -14,10 +14,12 @@ request that succeeds neither counts nor forgives earlier failures, or a
 guesser sharing an address with an operator (a NAT) would be reset by the
 operator's calls.
 
-The address is REMOTE_ADDR (falcon's `req.remote_addr`): headers such as
-X-Forwarded-For are the client's to write, and the gateway has no setting
-naming a proxy to trust. Behind a proxy (prod's ingress) every client shares
-the proxy's address, so one guesser holds every operator off for a window.
+The address is REMOTE_ADDR (falcon's `req.remote_addr`), unless that is a
+proxy named in TRUSTED_PROXIES: then it is the nearest address in
+X-Forwarded-For that is not such a proxy (what the proxy itself appended;
+anything further left is the client's to write). Behind a proxy not named
+there (prod's ingress, unless configured) every client shares its address,
+so one guesser holds every operator off for a window.
 
 Each wrong token and each refusal is logged as a warning with the address;
 a token is never logged.
@@ -25,6 +27,7 @@ a token is never logged.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import threading
@@ -109,13 +112,32 @@ class OperatorGuard:
     """Middleware refusing the operator routes to a client with too many
     wrong tokens, and counting the wrong tokens resources report."""
 
-    def __init__(self, failed: FailedTokens):
+    def __init__(self, failed: FailedTokens, trusted_proxies=()):
         self.failed = failed
+        self.trusted = [ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies]
+
+    def client(self, req) -> str:
+        peer = req.remote_addr
+        if not self._trusted(peer):
+            return peer
+        forwarded = [hop.strip() for hop in (req.get_header("X-Forwarded-For") or "")
+                     .split(",") if hop.strip()]
+        for hop in reversed(forwarded):
+            if not self._trusted(hop):
+                return hop
+        return forwarded[0] if forwarded else peer
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
 
     def process_resource(self, req, resp, resource, params) -> None:
         if not req.path.startswith(OPERATOR_PREFIX):
             return
-        client = req.remote_addr
+        client = self.client(req)
         wait = self.failed.retry_after(client)
         if wait is None:
             return
@@ -128,7 +150,7 @@ class OperatorGuard:
     def process_response(self, req, resp, resource, req_succeeded: bool) -> None:
         if not req.context.get("token_refused"):
             return
-        client = req.remote_addr
+        client = self.client(req)
         count = self.failed.failed(client)
         log.warning("wrong operator token from %s (%d of %d allowed within %g s)", client,
                     count, self.failed.limit, self.failed.window)
