@@ -19,11 +19,12 @@ a row costs a handful of dictionary lookups.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
-from itertools import chain
+from itertools import chain, repeat
 from pathlib import Path
 
 from services.ingest.errors import ImportFailed
@@ -42,6 +43,12 @@ REQUIRED_COLUMNS = ("STOPDATE", "TIME_OF_STOP", "STOP_REASON", "SEARCH_CONDUCTED
 OTHER_UNKNOWN = "Other/Unknown"
 NULL = "\\N"
 BATCH_ROWS = 10_000
+# How an .xlsx/.xlsm workbook is read: "stream" (xlsx_stream, a few blocks
+# of rows at a time) or "calamine" (python-calamine, a whole sheet at a time:
+# the reader before the stream, kept to compare against and to fall back
+# on). An .xls workbook is always read with python-calamine.
+READER_VARIABLE = "ODP_MD_XLSX_READER"
+READERS = ("stream", "calamine")
 
 # -- cells as text ------------------------------------------------------------
 
@@ -93,82 +100,203 @@ def _header_key(row: list[str]) -> list[str]:
     return key
 
 
-def _open_workbook(path: Path):
-    from python_calamine import CalamineError, CalamineWorkbook
-
-    try:
-        return CalamineWorkbook.from_path(str(path))
-    except (CalamineError, OSError) as error:
-        raise ImportFailed(PHASE, f"{Path(path).name} is not an Excel workbook this "
-                                  f"platform can read ({error or type(error).__name__})"
-                           ) from error
+def _cannot_open(path: Path, error: BaseException) -> ImportFailed:
+    return ImportFailed(PHASE, f"{Path(path).name} is not an Excel workbook this platform "
+                               f"can read ({error or type(error).__name__})")
 
 
-def _worksheet_names(book) -> list[str]:
-    """The workbook's sheets of cells, in workbook order (chart and macro
-    sheets left out)."""
-    try:
-        from python_calamine import SheetTypeEnum
+def _cannot_read(name: str, error: BaseException) -> ImportFailed:
+    return ImportFailed(PHASE, f"sheet {name!r} cannot be read "
+                               f"({error or type(error).__name__})")
 
-        return [meta.name for meta in book.sheets_metadata
-                if meta.typ == SheetTypeEnum.WorkSheet]
-    except (ImportError, AttributeError):
-        return list(book.sheet_names)
+
+class _CalamineBook:
+    """A workbook read by python-calamine, a whole sheet at a time: .xls
+    files (parsed whole when opened; a sheet holds at most 65,536 rows), and
+    .xlsx files when READER_VARIABLE asks for it."""
+
+    def __init__(self, path: Path):
+        from python_calamine import CalamineError, CalamineWorkbook
+
+        try:
+            self.book = CalamineWorkbook.from_path(str(path))
+        except (CalamineError, OSError) as error:
+            raise _cannot_open(path, error) from error
+        self.heights: list[int] = []
+        self.names = self.worksheet_names()
+        self.expected = 0
+
+    def worksheet_names(self) -> list[str]:
+        """The workbook's sheets of cells, in workbook order (chart and macro
+        sheets left out)."""
+        try:
+            from python_calamine import SheetTypeEnum
+
+            return [meta.name for meta in self.book.sheets_metadata
+                    if meta.typ == SheetTypeEnum.WorkSheet]
+        except (ImportError, AttributeError):
+            return list(self.book.sheet_names)
+
+    def sheet(self, name: str) -> _CalamineSheet:
+        try:
+            sheet = self.book.get_sheet_by_name(name)
+        except Exception as error:  # python-calamine's errors for a broken sheet
+            raise _cannot_read(name, error) from error
+        sheet = _CalamineSheet(sheet)
+        if not sheet.height:
+            return sheet
+        done = sum(self.heights)
+        self.heights.append(sheet.height)
+        # Exact for the sheets opened so far, their average for the others.
+        self.expected = done + sheet.height + (len(self.names) - len(self.heights)) * (
+            sum(self.heights) // len(self.heights))
+        return sheet
+
+    def expected_rows(self, done: int) -> int:
+        return max(self.expected, done)
+
+    def close(self) -> None:
+        self.book.close()
+
+
+class _CalamineSheet:
+    def __init__(self, sheet):
+        start = sheet.start
+        self.sheet = sheet if start is not None else None   # None: not a single cell
+        self.offset = 0 if start is None else start[1]
+        self.height = 0 if start is None else sheet.end[0] + 1
+        self.width = 0 if start is None else self.offset + sheet.width
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        if self.sheet is None:
+            return
+        rows = self.sheet.iter_rows()    # from the sheet's first row, blank ones included
+        self.sheet = None                # the iterator keeps the sheet while needed
+        pad = [""] * self.offset
+        for index, raw in enumerate(rows):
+            yield index, _texts(pad + raw if pad else raw)
+
+
+class _StreamBook:
+    """An .xlsx/.xlsm workbook read as a stream (xlsx_stream): memory holds
+    a block of rows, whatever the size of a sheet."""
+
+    def __init__(self, path: Path):
+        from services.ingest.md.xlsx_stream import StreamedWorkbook, XlsxError
+
+        self.error = XlsxError
+        try:
+            self.book = StreamedWorkbook(path)
+        except XlsxError as error:
+            raise _cannot_open(path, error) from error
+        self.names = self.book.worksheet_names()
+        self.sheets: list = []
+        self.total_bytes = self.book.worksheet_bytes()
+
+    def worksheet_names(self) -> list[str]:
+        return self.names
+
+    def sheet(self, name: str) -> _StreamSheet:
+        try:
+            sheet = self.book.sheet(name)
+        except self.error as error:
+            raise _cannot_read(name, error) from error
+        self.sheets.append(sheet)
+        return _StreamSheet(sheet, self.error)
+
+    def expected_rows(self, done: int) -> int:
+        # The rows still to come, in proportion to the bytes still to read.
+        consumed = sum(sheet.consumed for sheet in self.sheets)
+        if not consumed:
+            return done
+        return max(done, int(done * self.total_bytes / consumed))
+
+    def close(self) -> None:
+        self.book.close()
+
+
+class _StreamSheet:
+    def __init__(self, sheet, error):
+        self.sheet = sheet
+        self.error = error
+
+    @property
+    def height(self) -> int:
+        return self.sheet.height
+
+    @property
+    def width(self) -> int:
+        return self.sheet.width
+
+    def rows(self) -> Iterator[tuple[int, list[str]]]:
+        try:
+            for first, rows in self.sheet.blocks():
+                for index, raw in enumerate(rows, first):
+                    yield index, _texts(raw)
+        except self.error as error:
+            raise _cannot_read(self.sheet.name, error) from error
+
+
+def _texts(values: list) -> list[str]:
+    """A row's values as `cell_text`s (the list itself when all are text)."""
+    # Most rows are all text: checking that in C costs a fraction of
+    # converting them one by one.
+    if all(map(isinstance, values, repeat(str))):
+        return values
+    return [value if type(value) is str else cell_text(value) for value in values]
+
+
+def _open_book(path: Path, reader: str | None):
+    """The workbook, with the reader `reader` names (READERS; by default
+    READER_VARIABLE's, else the stream) for an .xlsx/.xlsm file and
+    python-calamine for an .xls file."""
+    reader = reader or os.environ.get(READER_VARIABLE) or READERS[0]
+    if reader not in READERS:
+        raise ValueError(f"{READER_VARIABLE}: no reader {reader!r} (one of {READERS})")
+    if Path(path).suffix.lower() in (".xlsx", ".xlsm") and reader == "stream":
+        return _StreamBook(path)
+    return _CalamineBook(path)
 
 
 def workbook_batches(path: Path, progress: Callable[[int, int], None] = lambda d, t: None,
-                     batch_rows: int = BATCH_ROWS) -> Iterator[tuple[int, list[list[str]]]]:
+                     batch_rows: int = BATCH_ROWS, reader: str | None = None
+                     ) -> Iterator[tuple[int, list[list[str]]]]:
     """Yield (number of the first row, rows) for the whole workbook, each row
-    a list of cell texts (`cell_text`).
+    a list of cell texts (`cell_text`) without its trailing empty cells.
 
-    The first row yielded is the first sheet's header row (row 0). Sheets
-    are read one at a time, so memory holds one sheet (python-calamine loads
-    a sheet whole; an .xls file is parsed whole when opened, but an .xls
-    sheet holds at most 65,536 rows). Empty sheets and rows whose cells are
-    all blank are skipped; a later sheet that starts with the header row has
-    that row skipped, and a later sheet of another width fails the import.
+    The first row yielded is the first sheet's header row (row 0). An
+    .xlsx/.xlsm sheet is read as a stream (`_StreamBook`; `reader` or
+    READER_VARIABLE may ask for python-calamine instead), an .xls sheet by
+    python-calamine, one sheet at a time (it parses an .xls file whole when
+    opening it, but an .xls sheet holds at most 65,536 rows). Empty sheets
+    and rows whose cells are all blank are skipped; a later sheet that
+    starts with the header row has that row skipped, and a later sheet of
+    another width fails the import (once its last row is read when its
+    first row is not a header, since that is when a stream knows the width).
 
-    `progress(done, total)` counts rows of the sheets (blank ones included):
-    `total` is exact for the sheets opened so far and estimated for the
-    others (the average of those opened); the last report is (total, total).
+    `progress(done, total)` counts rows of the sheets (blank ones included,
+    up to each sheet's last row with a value): `total` is an estimate until
+    the last report, which is (total, total).
     """
-    book = _open_workbook(path)
+    book = _open_book(path, reader)
     try:
-        names = _worksheet_names(book)
+        names = book.worksheet_names()
         header_key: list[str] | None = None
         width = 0
         number = 0            # the number the next row kept gets
         batch: list[list[str]] = []
         batch_first = 0
-        rows_done = 0         # rows iterated in the sheets finished so far
-        heights: list[int] = []
-        for position, name in enumerate(names):
-            try:
-                sheet = book.get_sheet_by_name(name)
-            except Exception as error:  # python-calamine's errors for a broken sheet
-                raise ImportFailed(PHASE, f"sheet {name!r} cannot be read "
-                                          f"({error or type(error).__name__})") from error
-            start = sheet.start
-            if start is None:          # a sheet without a single cell
-                del sheet
-                continue
-            offset = start[1]
-            columns = offset + sheet.width
-            height = sheet.end[0] + 1  # iter_rows starts at the sheet's first row
-            heights.append(height)
-            expected = rows_done + height + (len(names) - position - 1) * (
-                sum(heights) // len(heights))
-            rows = sheet.iter_rows()
-            del sheet                  # the iterator keeps the sheet while needed
-            pad = [""] * offset
+        rows_done = 0         # rows of the sheets finished so far
+        for name in names:
+            sheet = book.sheet(name)
             first_row = True
+            check_width = False
             seen = 0
-            for raw in rows:
-                seen += 1
-                row = [value if type(value) is str else cell_text(value) for value in raw]
-                if offset:
-                    row = pad + row
-                if not any(row) or not "".join(row).strip():
+            for index, row in sheet.rows():
+                seen = index + 1
+                while row and not row[-1]:
+                    row.pop()
+                if not row or not "".join(row).strip():
                     continue
                 if header_key is None:
                     # The workbook's header row: row 0.
@@ -180,33 +308,36 @@ def workbook_batches(path: Path, progress: Callable[[int, int], None] = lambda d
                     key = _header_key(row)
                     if key == header_key:
                         continue
-                    count = columns
                     if _looks_like_header(key, header_key):
-                        count = len(key)
-                        if count == width:
+                        if len(key) == width:
                             raise ImportFailed(
                                 PHASE, f"sheet {name!r} starts with a header row that is "
                                        f"not the first sheet's ({', '.join(key)}); every "
                                        f"sheet must have the first sheet's columns")
-                    if count != width:
-                        raise ImportFailed(
-                            PHASE, f"sheet {name!r} has {count} columns where the first "
-                                   f"sheet has {width}; every sheet must have the first "
-                                   f"sheet's columns")
+                        raise _other_width(name, len(key), width)
+                    check_width = True
                 batch.append(row)
                 number += 1
                 if len(batch) >= batch_rows:
                     yield batch_first, batch
                     batch_first, batch = number, []
-                    progress(rows_done + seen, max(expected, rows_done + seen))
-            del rows
-            rows_done += seen
-            progress(rows_done, max(expected, rows_done))
+                    progress(rows_done + seen, book.expected_rows(rows_done + seen))
+            if check_width and sheet.width != width:
+                raise _other_width(name, sheet.width, width)
+            if sheet.height:
+                rows_done += sheet.height
+                progress(rows_done, book.expected_rows(rows_done))
         if batch:
             yield batch_first, batch
         progress(rows_done, rows_done)
     finally:
         book.close()
+
+
+def _other_width(name: str, count: int, width: int) -> ImportFailed:
+    return ImportFailed(PHASE, f"sheet {name!r} has {count} columns where the first sheet "
+                               f"has {width}; every sheet must have the first sheet's "
+                               f"columns")
 
 
 def _looks_like_header(key: list[str], header_key: list[str]) -> bool:
