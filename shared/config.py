@@ -61,6 +61,9 @@ class Config:
     # Days a failed import's files stay for diagnosis; the state's next
     # successful import removes them sooner (services/ingest/import_folders.py).
     ingest_keep_failed_days: float = 7.0
+    # Processes that parse nc's big files in pieces beside the import's own
+    # (services/ingest/parse_pool.py); 1 parses every file in one pass.
+    ingest_parse_workers: int = min(os.cpu_count() or 1, 4)
     download_timeout: float = 60.0
     # How long the gateway waits for the admin service's answer: long enough
     # for the slowest operator call, short enough to report a stopped admin.
@@ -146,6 +149,8 @@ class Config:
                 get("INGEST_DISK_RESERVE_BYTES", default.ingest_disk_reserve_bytes)),
             ingest_keep_failed_days=float(
                 get("INGEST_KEEP_FAILED_DAYS", default.ingest_keep_failed_days)),
+            ingest_parse_workers=int(
+                get("INGEST_PARSE_WORKERS", default.ingest_parse_workers)),
             download_timeout=float(get("DOWNLOAD_TIMEOUT", default.download_timeout)),
             state_packages=_list(get("ODP_STATE_PACKAGES")),
             admin_rpc_timeout=float(get("ADMIN_RPC_TIMEOUT", default.admin_rpc_timeout)),
@@ -215,6 +220,7 @@ ENVIRONMENT_NAMES = {
     "ingest_max_unzipped_bytes": "INGEST_MAX_UNZIPPED_BYTES",
     "ingest_disk_reserve_bytes": "INGEST_DISK_RESERVE_BYTES",
     "ingest_keep_failed_days": "INGEST_KEEP_FAILED_DAYS",
+    "ingest_parse_workers": "INGEST_PARSE_WORKERS",
     "download_timeout": "DOWNLOAD_TIMEOUT", "state_packages": "ODP_STATE_PACKAGES",
     "admin_rpc_timeout": "ADMIN_RPC_TIMEOUT", "web_secret": "ODP_WEB_SECRET",
     "reader_database_url": "READER_DATABASE_URL", "heartbeat_file": "HEARTBEAT_FILE",

@@ -40,6 +40,7 @@ from services.ingest.agencies import AgencyIds
 from services.ingest.errors import ImportFailed, database_lost
 from services.ingest.formats import RELEASES, Release
 from services.ingest.import_folders import ImportFolder
+from services.ingest.parse_pool import ParsePool
 from services.ingest.rawfile import CopySource
 from services.ingest.rejects import Rejects
 from shared import outbox
@@ -182,7 +183,8 @@ def _run(engine, request: dict, config: Config, report: Throttled, lock_conn) ->
         parse = release.parser(request, rejects, agencies, engine)
         schema = staging.new_staging_name(release.state.code)
         with raw_connection(config, f"ingest {release.state.code}") as conn, \
-                _background() as keys, _background() as foreign_keys:
+                _background() as keys, _background() as foreign_keys, \
+                ParsePool(config.ingest_parse_workers) as pool:
             conn.autocommit = True
             with conn.cursor() as cursor:
                 cursor.execute(f"SET timezone = '{release.state.time_zone}'")
@@ -192,7 +194,7 @@ def _run(engine, request: dict, config: Config, report: Throttled, lock_conn) ->
                 for position, file_name in enumerate(release.files):
                     phase = f"load {file_name}"
                     _copy_file(cursor, schema, release, parse, file_name, found[file_name],
-                               report)
+                               report, pool)
                     _check_rejects(file_name, parse, rejects, config)
                     if position == 0:
                         # The first file names every agency; the rest refer to its rows.
@@ -209,6 +211,8 @@ def _run(engine, request: dict, config: Config, report: Throttled, lock_conn) ->
                     building.append(foreign_keys.submit(
                         _execute_after, own, config, schema, f"{table} foreign keys",
                         release.foreign_keys[table]))
+                # The parse workers are not needed for the indexes.
+                pool.close()
                 rejects.close()
                 phase = "index"
                 for done, future in enumerate(building, 1):
@@ -269,21 +273,26 @@ def _obtain_files(release: Release, request, files: ImportFolder, config: Config
     return found
 
 
-def _copy_file(cursor, schema, release: Release, parse, file_name, path, report) -> None:
+def _copy_file(cursor, schema, release: Release, parse, file_name, path, report,
+               pool: ParsePool) -> None:
     phase = f"load {file_name}"
-    batches = release.batches(file_name, path, lambda done, total: report(phase, done, total))
-    rows = parse.rows_for(file_name)(batches)
+    rows = release.rows(parse, file_name, path,
+                        lambda done, total: report(phase, done, total), pool)
     started = time.monotonic()
     with CopySource(rows) as source:
         try:
             cursor.copy_expert(f"COPY {schema}.{release.copy_tables[file_name]} FROM STDIN",
                                source)
         except Exception:
-            # A release found broken mid-file (a workbook sheet of other
-            # columns) says so itself, not as a cancelled COPY.
-            if isinstance(source.error, ImportFailed):
-                raise source.error from None
-            raise
+            if source.error is None:
+                raise
+    if source.error is not None:
+        # A release found broken mid-file (a workbook sheet of other
+        # columns), or its parse failing (a parse worker gone), says so
+        # itself, not as the cancelled COPY psycopg2 reports (which would
+        # read as a lost connection), and raised outside the handler so it
+        # does not carry that as its context either.
+        raise source.error
     # The server's own count of the rows COPY took, against what the parse sent.
     if cursor.rowcount != parse.loaded[file_name]:
         raise ImportFailed("check", f"{file_name}: the database took {cursor.rowcount:,} "

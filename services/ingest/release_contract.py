@@ -68,6 +68,14 @@ class Release(ABC):
         numbered from 1 (rawfile.line_batches)."""
         return line_batches(path, progress)
 
+    def rows(self, parse: ReleaseRows, file_name: str, path: Path, progress: Progress,
+             pool) -> Iterator[str | bytes]:
+        """The file's COPY text; by default `parse.rows_for(file)` over its
+        batches, in the import's process. A format may parse a big file in
+        pieces with `pool`, the import's parse workers
+        (services/ingest/parse_pool.py), to the same rows."""
+        return parse.rows_for(file_name)(self.batches(file_name, path, progress))
+
     @property
     def sample(self) -> Path | None:
         """The bundled sample release `make run` imports, when there is one."""

@@ -98,6 +98,21 @@ def _person_codes(values: list[str]) -> str | None:
     return f"{kind}\t{age or NULL}\t{gender or NULL}\t{ethnicity}\t{race}"
 
 
+def _person_value_problem(kind: str, age: str, gender: str, ethnicity: str, race: str
+                          ) -> str | None:
+    if kind not in PERSON_TYPES:
+        return f"Type {kind!r} is not D (driver) or P (passenger)"
+    if age and not (_is_number(age) and len(age) <= 3):
+        return f"Age {age!r} is not a number"
+    if gender not in GENDERS:
+        return f"Gender {gender!r} is not M or F"
+    if ethnicity not in ETHNICITIES:
+        return f"Ethnicity {ethnicity!r} is not H or N"
+    if race not in RACES:
+        return f"Race {race!r} is not one of A, B, I, U, W"
+    return None
+
+
 def _is_real_day(day: str, cache: dict[str, bool]) -> bool:
     valid = cache.get(day)
     if valid is None:
@@ -122,6 +137,10 @@ class NcRows:
         self.rejected_stops = IdSet()
         self.dropped_stops = IdSet()
         self.persons = IdSet()
+        # Persons refused for a rule of their own after their id was found
+        # not to repeat: a piece of the file parsed elsewhere looked that id
+        # up too (services/ingest/nc/piece_merge.py).
+        self.persons_refused = IdSet()
         self.searches = IdSet()
         self.lines: Counter = Counter()
         self.loaded: Counter = Counter()
@@ -353,16 +372,10 @@ class NcRows:
         if problem is None:
             if person_id in self.persons:
                 problem = f"PersonID {person_id} appears more than once"
-            elif kind not in PERSON_TYPES:
-                problem = f"Type {kind!r} is not D (driver) or P (passenger)"
-            elif age and not (_is_number(age) and len(age) <= 3):
-                problem = f"Age {age!r} is not a number"
-            elif gender not in GENDERS:
-                problem = f"Gender {gender!r} is not M or F"
-            elif ethnicity not in ETHNICITIES:
-                problem = f"Ethnicity {ethnicity!r} is not H or N"
-            elif race not in RACES:
-                problem = f"Race {race!r} is not one of A, B, I, U, W"
+            else:
+                problem = _person_value_problem(kind, age, gender, ethnicity, race)
+                if problem:
+                    self.persons_refused.add(person_id)
         if problem:
             self._reject(file_name, line_no, line, problem)
             return None

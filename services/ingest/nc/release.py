@@ -3,6 +3,7 @@ services/ingest/release_contract.py's `Release`)."""
 
 from services.ingest.nc import schema
 from services.ingest.nc.format import FILES, NcRows
+from services.ingest.nc.piece_merge import rows_in_pieces
 from services.ingest.release_contract import Release
 from shared.states import NC
 
@@ -27,3 +28,9 @@ class NcRelease(Release):
     def parser(self, request: dict, rejects, agencies, engine) -> NcRows:
         return NcRows(rejects, agencies.id_for, request.get("min_stop_id"),
                       request.get("max_stop_id"))
+
+    def rows(self, parse, file_name, path, progress, pool):
+        pieces = rows_in_pieces(parse, file_name, path, progress, pool)
+        if pieces is None:
+            return super().rows(parse, file_name, path, progress, pool)
+        return pieces
