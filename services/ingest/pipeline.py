@@ -89,6 +89,30 @@ def state_lock_key(state: str) -> int:
     return advisory_key(f"ingest:{state}")
 
 
+@contextmanager
+def state_lock(config: Config, state: str, name: str, wait: bool = True, tries: int = 1):
+    """The state's import lock, on a connection of its own (named `name`)
+    that holds it until the block ends: the lock goes with the connection.
+    Yields the connection; without `wait`, None when another holds the lock
+    after `tries` attempts 0.2 s apart."""
+    with raw_connection(config, name) as conn:
+        conn.autocommit = True
+        held = False
+        with conn.cursor() as cursor:
+            for attempt in range(tries):
+                if wait:
+                    cursor.execute("SELECT pg_advisory_lock(%s)", (state_lock_key(state),))
+                    held = True
+                    break
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", (state_lock_key(state),))
+                held = cursor.fetchone()[0]
+                if held:
+                    break
+                if attempt + 1 < tries:
+                    time.sleep(0.2)
+        yield conn if held else None
+
+
 def run_import(request: dict, config: Config, report: Reporter = _no_report) -> dict:
     """Load one release; return the event it ended with: {"event", "payload"}.
     For an import that had already ended, that earlier event, marked
@@ -97,11 +121,9 @@ def run_import(request: dict, config: Config, report: Reporter = _no_report) -> 
     state = request["state"]
     engine = make_engine(config)
     try:
-        with raw_connection(config, f"ingest {state} lock") as lock_conn:
-            lock_conn.autocommit = True
+        # Imports of one state run one at a time; a second waits here.
+        with state_lock(config, state, f"ingest {state} lock") as lock_conn:
             with lock_conn.cursor() as cursor:
-                # Imports of one state run one at a time; a second waits here.
-                cursor.execute("SELECT pg_advisory_lock(%s)", (state_lock_key(state),))
                 ended = _start_run(engine, request)
                 if ended is not None:
                     log.info("import %s already ended (%s); not loading it again",
@@ -132,13 +154,9 @@ def prune_now(config: Config, state: str) -> list[import_folders.Pruned] | None:
     import of the state is running, which prunes them itself when it ends."""
     engine = make_engine(config)
     try:
-        with raw_connection(config, f"odp files {state}") as conn:
-            conn.autocommit = True
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (state_lock_key(state),))
-                if not cursor.fetchone()[0]:
-                    return None
-            # The lock goes with the connection.
+        with state_lock(config, state, f"odp files {state}", wait=False) as conn:
+            if conn is None:
+                return None
             return import_folders.prune(config, engine, state, conn)
     finally:
         engine.dispose()
@@ -419,18 +437,13 @@ def fail_unfinished(config: Config, request: dict, phase: str, message: str) -> 
     orphan timer's, services/ingest/orphans.py). None when nothing was ended."""
     engine = make_engine(config)
     try:
-        with raw_connection(config, f"ingest {request['state']} failure") as lock_conn:
-            lock_conn.autocommit = True
-            with lock_conn.cursor() as cursor:
-                # The dead worker's session may take a moment to be let go.
-                for _ in range(10):
-                    cursor.execute("SELECT pg_try_advisory_lock(%s)",
-                                   (state_lock_key(request["state"]),))
-                    if cursor.fetchone()[0]:
-                        # Recorded while the lock is held (it goes with this
-                        # connection): no worker starts the import meanwhile.
-                        return fail_unfinished_holding_lock(engine, config, request, phase, message)
-                    time.sleep(0.2)
+        # The dead worker's session may take a moment to be let go.
+        with state_lock(config, request["state"], f"ingest {request['state']} failure",
+                        wait=False, tries=10) as conn:
+            if conn is not None:
+                # Recorded while the lock is held: no worker starts the import
+                # meanwhile.
+                return fail_unfinished_holding_lock(engine, config, request, phase, message)
         log.warning("import %s: a worker holds the %s import lock; the orphan timer ends "
                     "this run if it is left running", request["import_id"], request["state"])
         return None
