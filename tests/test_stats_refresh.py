@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from odp.facts import format_facts
 from services.ingest.pipeline import run_import
+from services.stats import summaries
 from services.stats.refresh import refresh
 from tests.support.releases import ALDER, BIRCHWOOD, PATROL, request, small_release
 
@@ -51,6 +52,36 @@ def test_drivers_are_counted_once_per_stop(config, release, engine, db):
     assert types == (1 << 1) | (1 << 3)
 
 
+def test_a_combination_split_between_lanes_is_counted_whole(config, release, engine, db):
+    # Stops 1 and 1000 fall in different lanes of the summary's build (the
+    # id range split in two), yet are the same combination.
+    def write(writer):
+        for stop_id in (1, 2, 1000):
+            writer.stop(stop_id, ALDER, "2015-03-01 08:30:00", officer_id="77")
+            writer.person(stop_id, stop_id, "D", race="B", ethnicity="N")
+
+    payload = load(config, release, write)
+    assert refresh(engine, "nc", payload["data_version"]) is not None
+    assert summary(db, agency=ALDER) == [(2015, "B", "N", False, False, 3)]
+    rolled_up = db("SELECT s.stops FROM stats.nc_agency_summary s "
+                   "JOIN nc.agency a ON a.id = s.agency_id WHERE a.name = :name", name=ALDER)
+    assert [tuple(row) for row in rolled_up] == [(3,)]
+    officers = db("SELECT officer_id, stops FROM stats.nc_officer_year_summary")
+    assert [tuple(row) for row in officers] == [("77", 3)]
+
+
+@pytest.mark.parametrize("bounds", [[500], [10, 20, 30], [20, 10, 20], [-5, 0]])
+def test_the_lanes_take_every_stop_once(bounds, db):
+    conditions = summaries.lane_conditions(bounds)
+    ids = [-(1 << 63), -6, -5, 0, 9, 10, 11, 19, 20, 21, 29, 30, 499, 500, (1 << 63) - 1]
+    for stop_id in ids:
+        matched = [condition for condition in conditions
+                   if db(f"SELECT {condition} FROM (SELECT CAST(:id AS bigint) AS stop_id) s",
+                         id=stop_id)[0][0]]
+        assert len(matched) == 1, (stop_id, matched)
+    assert len(conditions) == len(set(bounds)) + 1
+
+
 def test_the_year_is_the_local_year(config, release, engine, db):
     def write(writer):
         for stop_id, when in ((1, "2015-12-31 20:00:00"), (2, "2015-12-31 23:59:00"),
@@ -62,6 +93,21 @@ def test_the_year_is_the_local_year(config, release, engine, db):
     refresh(engine, "nc", payload["data_version"])
     years = db("SELECT year, sum(stops) FROM stats.nc_stop_summary GROUP BY 1 ORDER BY 1")
     assert [tuple(row) for row in years] == [(2015, 2), (2016, 1)]
+
+
+def test_the_facts_time_frame_is_in_local_days(config, release, engine, db):
+    # 23:59 and 21:30 local are the next day in UTC.
+    def write(writer):
+        for stop_id, when in ((1, "2010-06-30 23:59:00"), (2, "2012-03-04 21:30:00"),
+                              (3, "2011-01-01 00:00:00")):
+            writer.stop(stop_id, BIRCHWOOD if stop_id == 3 else ALDER, when)
+            writer.person(stop_id, stop_id)
+
+    payload = load(config, release, write)
+    refresh(engine, "nc", payload["data_version"])
+    [(facts,)] = db("SELECT facts FROM stats.facts WHERE state = 'nc'")
+    assert (facts["start_date"], facts["end_date"]) == ("Jun 30, 2010", "Mar 04, 2012")
+    assert (facts["total_stops"], facts["total_agencies"]) == (3, 2)
 
 
 def test_facts_follow_the_2002_rule_and_rank_agencies(config, release, engine, db):

@@ -16,7 +16,6 @@ that names a version no import has loaded cannot make a refresh claim it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -38,7 +37,6 @@ log = logging.getLogger(__name__)
 SOURCE = "stats"
 # How often a refresh builds again when a new load went live meanwhile.
 REBUILDS = 3
-BUILD_TIMEOUT = 3600.0
 
 
 def refresh(engine, state: str, data_version: int, rebuild: bool = False,
@@ -166,45 +164,49 @@ def _refreshing(engine, state: str, wait: bool = True):
 
 
 def _build(engine, state: str, state_stats) -> dict:
-    """Every table under its building name, on two connections at once (the
-    summary and its agency roll-ups on one; the agency snapshot, the facts,
-    the summary's index and statistics and the officer roll-up on the
-    other), each statement committed as it ends; the facts. Readers never
-    see building tables; refresh() swaps them in, in one transaction."""
-    def autocommit():
-        return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    """Every table under its building name, each statement committed as it
+    ends, on connections of their own: the summary in its lanes at once,
+    beside them the agency snapshot and the facts; then the agency roll-ups
+    on one connection and the summary's index and statistics and the officer
+    roll-up on another. The facts. Readers never see building tables;
+    refresh() swaps them in, in one transaction."""
+    @contextmanager
+    def build_connection():
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"SET work_mem = '{summaries.BUILD_WORK_MEM}'")
+            yield conn
+            conn.exec_driver_sql("RESET work_mem")
 
-    def counts() -> None:
-        with autocommit() as conn:
-            summaries.build_summary(conn, state)
-            summary_built.set()
-            summaries.build_rollups(conn, state, summaries.CHAIN_ROLLUPS)
+    def on_connection(work, *args):
+        with build_connection() as conn:
+            return work(conn, *args)
 
-    def agencies_and_facts() -> dict:
-        with autocommit() as conn:
-            summaries.build_agencies(conn, state)
-            state_facts = state_stats.facts(conn, STATES[state],
-                                            summaries.building_agencies(state))
-        if not summary_built.wait(BUILD_TIMEOUT):
-            raise RuntimeError(f"{state}: the summary was not built in {BUILD_TIMEOUT}s")
-        with autocommit() as conn:
-            summaries.finish_summary(conn, state)
-            summaries.build_rollups(conn, state, summaries.SIDE_ROLLUPS)
-        return state_facts
+    def agencies_and_facts(conn) -> dict:
+        summaries.build_agencies(conn, state)
+        return state_stats.facts(conn, STATES[state], summaries.building_agencies(state))
 
-    summary_built = threading.Event()
+    def finish_summary(conn) -> None:
+        summaries.finish_summary(conn, state)
+        summaries.build_rollups(conn, state, summaries.SIDE_ROLLUPS)
+
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            chain = pool.submit(counts)
-            side = pool.submit(agencies_and_facts)
-            try:
-                chain.result()
-            except BaseException:
-                summary_built.set()  # the other side stops waiting, then fails on its own
-                raise
+        with build_connection() as conn:
+            lanes = summaries.create_summary(conn, state)
+        # Leaving the pool waits for every connection's work, failed or not,
+        # so nothing is still building when the tables are dropped below.
+        with ThreadPoolExecutor(max_workers=len(lanes) + 1) as pool:
+            side = pool.submit(on_connection, agencies_and_facts)
+            for lane in [pool.submit(on_connection, summaries.fill_summary, state, stops)
+                         for stops in lanes]:
+                lane.result()
+            rest = [pool.submit(on_connection, summaries.build_rollups, state,
+                                summaries.CHAIN_ROLLUPS),
+                    pool.submit(on_connection, finish_summary)]
+            for work in rest:
+                work.result()
             return side.result()
     except BaseException:
-        with autocommit() as conn:
+        with build_connection() as conn:
             summaries.drop_building(conn, state)
         raise
 

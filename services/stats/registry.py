@@ -15,7 +15,8 @@ from shared.states import StateRegistry
 
 @dataclass(frozen=True)
 class StateStats:
-    # CREATE TABLE {table} AS SELECT ... with summaries.SUMMARY_COLUMNS.
+    # SELECT ... with summaries.SUMMARY_COLUMNS, of the stops `{stops}`
+    # (state_summaries.py).
     summary: str
     # facts(conn, state, agencies_table) -> the facts of API.md.
     facts: Facts

@@ -1,6 +1,10 @@
-"""The summary SQL of each state: one `CREATE TABLE {table} AS` a state,
-with summaries.SUMMARY_COLUMNS, built from its live schema. `{time_zone}`
-is the state's: the year and month are local.
+"""The summary SQL of each state: one SELECT a state, with
+summaries.SUMMARY_COLUMNS, built from its live schema. `{time_zone}` is the
+state's: the year and month are local. `{stops}` is a condition on
+`stop_id` (a range) that the refresh fills in: it builds the summary in
+lanes, one range of stops each, on connections of their own (summaries.py);
+every table the SELECT reads must take it, so that each lane reads its own
+stops and the rows that hang off them, and nothing else.
 
 `month` is NULL where releases carry a year only (il). `contraband_types`
 has bit t set when a searched stop found contraband of type t
@@ -17,17 +21,16 @@ NC_CONTRABAND_TYPES = """
      | CASE WHEN coalesce(dollar_amount, 0) > 0 THEN 16 ELSE 0 END)"""
 
 NC_SUMMARY = f"""
-CREATE TABLE {{table}} AS
 WITH drivers AS (
     SELECT DISTINCT ON (stop_id) stop_id, race, ethnicity
-    FROM nc.person WHERE type = 'D'
+    FROM nc.person WHERE type = 'D' AND {{stops}}
     ORDER BY stop_id, person_id
 ), searches AS (
     SELECT stop_id, bit_or(1 << type)::smallint AS search_types
-    FROM nc.search GROUP BY stop_id
+    FROM nc.search WHERE {{stops}} GROUP BY stop_id
 ), contraband AS (
     SELECT stop_id, bit_or({NC_CONTRABAND_TYPES})::smallint AS contraband_types
-    FROM nc.contraband GROUP BY stop_id
+    FROM nc.contraband WHERE {{stops}} GROUP BY stop_id
 )
 SELECT stop.agency_id,
        stop.officer_id,
@@ -48,6 +51,7 @@ FROM nc.stop
 JOIN drivers USING (stop_id)
 LEFT JOIN searches USING (stop_id)
 LEFT JOIN contraband USING (stop_id)
+WHERE {{stops}}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 """
 
@@ -70,7 +74,6 @@ def dated_combined_summary(schema: str) -> str:
     `date`, a combined race code, `searched` and `contraband` booleans and an
     `officer_id` (md; a state package may use it too)."""
     return f"""
-CREATE TABLE {{table}} AS
 SELECT agency_id,
        officer_id,
        extract(year FROM date AT TIME ZONE '{{time_zone}}')::smallint AS year,
@@ -80,6 +83,7 @@ SELECT agency_id,
        (searched AND contraband) AS contraband,{NO_ARRESTS}
        count(*)::integer AS stops
 FROM {schema}.stop
+WHERE {{stops}}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 """
 
@@ -87,7 +91,6 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 MD_SUMMARY = dated_combined_summary("md")
 
 IL_SUMMARY = f"""
-CREATE TABLE {{table}} AS
 SELECT agency_id,
        NULL::text AS officer_id,
        year,
@@ -97,5 +100,6 @@ SELECT agency_id,
        (searched = 'Y' AND contraband = 'Y') AS contraband,{NO_ARRESTS}
        count(*)::integer AS stops
 FROM il.stop
+WHERE {{stops}}
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13
 """

@@ -17,13 +17,28 @@ sums to the stops of its row. The year and month are taken in the state's
 time zone (month is NULL for a state with years only). Roll-ups over
 officers (`<state>_agency_summary`) and over agencies too
 (`<state>_state_summary`, the statewide endpoints) are built beside it.
+
+The summary is built in LANES, one range of stop ids each, on connections
+of their own, so the build uses every core the database has; a combination
+whose stops fall in two ranges has a row from each. Every reader sums
+`stops`, so that changes no number; the roll-ups have one row per
+combination.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from services.stats.registry import STATE_STATS
 from shared.db import READER_ROLE, lock_for_swap
 from shared.states import STATES
+
+# How many ranges of stops the summary is built in at once: one a core of
+# the database server (two here), each on its own connection.
+LANES = 2
+# What each build connection may hold in memory per sort or hash before it
+# spills to disk: the summary's aggregate holds about 150 bytes a row.
+BUILD_WORK_MEM = "256MB"
 
 SUMMARY_COLUMNS = ("agency_id", "officer_id", "year", "month", "purpose", "race", "ethnicity",
                    "searched", "search_types", "engage_force", "contraband", "arrested",
@@ -179,15 +194,57 @@ def drop_building(conn, state: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_building(table(state))}")
 
 
-def build_summary(conn, state: str) -> None:
-    """The summary from the live schema, every earlier building count table
-    gone (the agency tables are build_agencies', which may run meanwhile);
-    its index and statistics come with finish_summary (the roll-ups need
-    neither, so they can be built meanwhile)."""
+def create_summary(conn, state: str) -> list[str]:
+    """The summary's building table, empty, every earlier building count
+    table gone (the agency tables are build_agencies', which may run
+    meanwhile); the lanes to fill it in (fill_summary), each a condition on
+    stop_id. Its index and statistics come with finish_summary (the
+    roll-ups need neither, so they can be built meanwhile)."""
     for table, *_ in reversed(COUNT_TABLES):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_building(table(state))}")
-    conn.exec_driver_sql(STATE_STATS[state].summary.format(
-        table=_building(summary_table(state)), time_zone=STATES[state].time_zone))
+    conn.exec_driver_sql(f"CREATE TABLE {_building(summary_table(state))} AS "
+                         f"{_summary_select(state, 'false')} WITH NO DATA")
+    return _lanes(conn, state)
+
+
+def fill_summary(conn, state: str, stops: str) -> None:
+    """Add the summary rows of the stops `stops` (one of create_summary's
+    lanes); lanes may be filled at once, on connections of their own."""
+    conn.exec_driver_sql(f"INSERT INTO {_building(summary_table(state))} "
+                         f"{_summary_select(state, stops)}")
+
+
+def _summary_select(state: str, stops: str) -> str:
+    return STATE_STATS[state].summary.format(time_zone=STATES[state].time_zone, stops=stops)
+
+
+def _lanes(conn, state: str) -> list[str]:
+    """LANES ranges of stop_id with about as many stops each: the bounds are
+    quantiles of a sample of the table's pages (a few milliseconds at any
+    size; a lane a little larger than another costs time, not numbers)."""
+    shares = ", ".join(str(lane / LANES) for lane in range(1, LANES))
+    bounds = conn.exec_driver_sql(
+        f"SELECT percentile_disc(ARRAY[{shares}]) WITHIN GROUP (ORDER BY stop_id) "
+        f"FROM {state}.stop TABLESAMPLE SYSTEM (1) REPEATABLE (0)").scalar()
+    if not bounds or None in bounds:
+        # Too few pages to sample (a small release): split the id range.
+        low, high = conn.exec_driver_sql(f"SELECT min(stop_id), max(stop_id) FROM {state}.stop"
+                                         ).one()
+        if low is None:
+            return ["true"]
+        bounds = [low + (high - low) * lane // LANES for lane in range(1, LANES)]
+    return lane_conditions(bounds)
+
+
+def lane_conditions(bounds) -> list[str]:
+    """Conditions on stop_id that put every id in exactly one lane, split at
+    `bounds` (a bound repeated makes no empty lane)."""
+    bounds = sorted(set(bounds))
+    if not bounds:
+        return ["true"]
+    lanes = [f"stop_id < {bounds[0]}"]
+    lanes += [f"stop_id >= {low} AND stop_id < {high}" for low, high in pairwise(bounds)]
+    return lanes + [f"stop_id >= {bounds[-1]}"]
 
 
 def finish_summary(conn, state: str) -> None:
