@@ -69,7 +69,9 @@ bench-ingest: venv services db
 	$(PY) -m bench.ingest --stops $(BENCH_STOPS)
 	$(PY) -m bench.ingest_states
 
-bench-api: venv services db
+# wrk is the load generator: installed here when missing (as root).
+bench-api: venv db
+	ODP_NEED_WRK=1 bash scripts/ensure_services.sh
 	$(PY) -m bench.api --stops $(BENCH_STOPS)
 
 bench-operator: venv services db

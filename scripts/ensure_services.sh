@@ -65,4 +65,10 @@ if [ "${ODP_NEED_BROWSER:-0}" = 1 ] && ! command -v chromium >/dev/null; then
   install chromium
 fi
 
+# wrk, the load generator of the API benchmark (Debian's package: its own
+# process, in C). Only `make bench-api` asks for it.
+if [ "${ODP_NEED_WRK:-0}" = 1 ] && ! command -v wrk >/dev/null; then
+  install wrk
+fi
+
 echo "PostgreSQL, RabbitMQ and memcached are running"
