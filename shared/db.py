@@ -13,7 +13,7 @@ import zlib
 from contextlib import contextmanager
 
 import psycopg2
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 
@@ -142,21 +142,37 @@ def lock_for_swap(conn, tables: list[str]) -> None:
                        "attempts to lock them for the swap")
 
 
+# SQLSTATEs of a server going away: connection exceptions (class 08) and
+# operator intervention that ends sessions (admin or crash shutdown, not
+# accepting connections yet). A statement timeout, a deadlock or a full disk
+# (OperationalError too) is not an outage.
+SERVER_GONE = ("57P01", "57P02", "57P03")
+
+
 def connection_lost(error: BaseException) -> str | None:
     """What the database said when `error` (or what caused it) is its
     connection lost or refused (PostgreSQL restarted, stopped, unreachable):
     an outage, not a fault of the data or the code. None otherwise. The
     deepest such error says most ("terminating connection due to
     administrator command", where the last one says "invalid socket")."""
-    from sqlalchemy import exc
-
-    lost = (psycopg2.OperationalError, psycopg2.InterfaceError, exc.OperationalError,
-            exc.InterfaceError, exc.DisconnectionError)
     seen, said = set(), None
     while error is not None and id(error) not in seen:
         seen.add(id(error))
-        if isinstance(error, lost):
+        if _is_lost(error):
             detail = str(getattr(error, "orig", None) or error).strip().splitlines()
             said = detail[0] if detail else type(error).__name__
         error = error.__cause__ or error.__context__
     return said
+
+
+def _is_lost(error: BaseException) -> bool:
+    if isinstance(error, exc.DisconnectionError):
+        return True
+    if isinstance(error, exc.DBAPIError):
+        return bool(error.connection_invalidated) or (
+            error.orig is not None and _is_lost(error.orig))
+    if isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError):
+        # No SQLSTATE: the client's own word that the socket is gone.
+        code = error.pgcode
+        return code is None or code.startswith("08") or code in SERVER_GONE
+    return False

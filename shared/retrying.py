@@ -40,6 +40,7 @@ from kombu import Exchange, Queue
 from nameko.events import EventHandler
 
 from shared.config import Config
+from shared.db import connection_lost
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,6 @@ class RetryingEventHandler(EventHandler):
         self.queue_consumer.ack_message(message)
 
     def _retry_or_bury(self, message, error: BaseException) -> None:
-        from shared.db import connection_lost
-
         headers = dict(message.headers or {})
         what = f"{self.queue.name} ({payload_ids(_payload(message))})"
         reason = f"{type(error).__name__}: {error}"[:1000]

@@ -305,3 +305,25 @@ def test_a_lost_database_connection_is_named_as_such():
                     "administrator command); the data being served did not change; "
                     "request the import again once PostgreSQL is back")
     assert database_lost(ValueError("a bad date")) is None
+
+
+def test_a_timeout_or_deadlock_is_not_an_outage(engine):
+    """Statement timeouts, lock timeouts and deadlocks are OperationalErrors
+    too, but the server is there: they are counted as failures, not waited
+    out as an outage (shared.retrying) nor reported as a lost connection."""
+    from sqlalchemy.exc import OperationalError as WrappedError
+
+    from shared.db import connection_lost
+
+    with engine.connect() as conn:
+        with pytest.raises(WrappedError) as timed_out:
+            conn.exec_driver_sql("SET LOCAL statement_timeout = 10; SELECT pg_sleep(1)")
+    assert timed_out.value.orig.pgcode == "57014"
+    assert connection_lost(timed_out.value) is None
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        with pytest.raises(WrappedError) as terminated:
+            conn.exec_driver_sql("SELECT 1")
+    assert connection_lost(terminated.value) is not None

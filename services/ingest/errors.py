@@ -1,5 +1,7 @@
 """The one error an import ends with: a phase and a message a person can act on."""
 
+from shared.db import connection_lost
+
 
 class ImportFailed(Exception):
     def __init__(self, phase: str, message: str):
@@ -14,8 +16,6 @@ class ImportFailed(Exception):
 def database_lost(error: BaseException) -> str | None:
     """What to tell a person when `error` is the database connection lost:
     an outage, with what to do. None otherwise."""
-    from shared.db import connection_lost
-
     said = connection_lost(error)
     if said is None:
         return None
