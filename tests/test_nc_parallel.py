@@ -465,4 +465,19 @@ def test_id_parts_find_and_add_ids_across_processes():
 def test_parse_workers_are_a_setting():
     assert Config.from_env(environ={"INGEST_PARSE_WORKERS": "1"},
                            env_file=None).ingest_parse_workers == 1
-    assert 1 <= Config.from_env(environ={}, env_file=None).ingest_parse_workers <= 4
+    configured = Config.from_env(environ={"INGEST_PARSE_WORKERS": "3"}, env_file=None)
+    # What services hand their workers (as_environ) keeps the setting.
+    assert Config.from_env(environ=configured.as_environ(),
+                           env_file=None).ingest_parse_workers == 3
+
+
+def test_an_import_failure_crosses_a_process_whole():
+    """A parse worker's ImportFailed reaches the import with its phase, not
+    as an internal error about an exception that would not unpickle."""
+    import pickle
+
+    from services.ingest.errors import ImportFailed
+
+    again = pickle.loads(pickle.dumps(ImportFailed("load Stop.txt", "line 3: too long")))
+    assert (type(again), again.phase, str(again)) == (ImportFailed, "load Stop.txt",
+                                                      "line 3: too long")

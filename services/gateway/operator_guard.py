@@ -36,6 +36,7 @@ from time import monotonic
 
 from services.gateway.errors import TooManyAttempts
 from shared.config import Config
+from shared.netguard import networks
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ class OperatorGuard:
 
     def __init__(self, failed: FailedTokens, trusted_proxies=()):
         self.failed = failed
-        self.trusted = [ipaddress.ip_network(cidr, strict=False) for cidr in trusted_proxies]
+        self.trusted = networks(trusted_proxies)
 
     def client(self, req) -> str:
         peer = req.remote_addr

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import requests
 
 from services.ingest.errors import ImportFailed
+from services.ingest.import_folders import is_manifest_name
 from shared.config import Config
 from shared.netguard import PrivateAddress, check_host, networks
 
@@ -49,12 +50,10 @@ def fetch(url: str, folder: Path, config: Config, progress=lambda done, total: N
 
 
 def _file_name(path: str, default: str) -> str:
-    from services.ingest.import_folders import MANIFEST
-
     name = Path(unquote(path)).name
     # The folder's record of what the import wrote is the import's own: a
     # download may not take its name (nor its partial file's).
-    if name.startswith(MANIFEST):
+    if is_manifest_name(name):
         return default
     return name or default
 

@@ -12,6 +12,11 @@ class ImportFailed(Exception):
     def __str__(self) -> str:
         return self.message
 
+    def __reduce__(self):
+        # Pickled with both arguments, so a parse worker's failure reaches
+        # the import whole (Exception pickles its args: the message alone).
+        return type(self), (self.phase, self.message)
+
 
 def database_lost(error: BaseException) -> str | None:
     """What to tell a person when `error` is the database connection lost:

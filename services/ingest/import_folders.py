@@ -58,6 +58,13 @@ from shared.tables import import_runs
 log = logging.getLogger(__name__)
 
 MANIFEST = ".odp-import.json"
+
+
+def is_manifest_name(name: str) -> bool:
+    """Whether a file named `name` would be (or shadow) the folder's
+    manifest or its partial file: the import's own record, which no
+    download or archive entry may take."""
+    return name.startswith(MANIFEST)
 DAY = 86400.0
 
 

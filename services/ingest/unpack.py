@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 from services.ingest.errors import ImportFailed
+from services.ingest.import_folders import MANIFEST, is_manifest_name
 
 PHASE = "unpack"
 CHUNK = 1 << 20
@@ -110,9 +111,7 @@ def _check_member(info: zipfile.ZipInfo, folder: Path) -> None:
     if stat.S_ISLNK(mode):
         raise ImportFailed(PHASE, f"zip entry {name!r} is a symbolic link; refusing it")
     path = PurePosixPath(name.replace("\\", "/"))
-    from services.ingest.import_folders import MANIFEST
-
-    if path.name.startswith(MANIFEST):
+    if is_manifest_name(path.name):
         # The record of what the import wrote decides what is removed later.
         raise ImportFailed(PHASE, f"zip entry {name!r} has the name of the import's own "
                            f"record ({MANIFEST}); refusing the archive")

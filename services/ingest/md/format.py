@@ -193,9 +193,6 @@ class _StreamBook:
         self.sheets: list = []
         self.total_bytes = self.book.worksheet_bytes()
 
-    def worksheet_names(self) -> list[str]:
-        return self.names
-
     def sheet(self, name: str) -> _StreamSheet:
         try:
             sheet = self.book.sheet(name)
@@ -280,7 +277,7 @@ def workbook_batches(path: Path, progress: Callable[[int, int], None] = lambda d
     """
     book = _open_book(path, reader)
     try:
-        names = book.worksheet_names()
+        names = book.names
         header_key: list[str] | None = None
         width = 0
         number = 0            # the number the next row kept gets

@@ -73,7 +73,7 @@ def split(line: str) -> list[str]:
     return line.split("\t")
 
 
-def _is_number(value: str) -> bool:
+def is_number(value: str) -> bool:
     """Only 0-9: str.isdigit alone takes superscripts and other scripts' digits."""
     return value.isascii() and value.isdigit()
 
@@ -91,7 +91,7 @@ def _stop_codes(values: list[str]) -> str | None:
 def _person_codes(values: list[str]) -> str | None:
     """Type, Age, Gender, Ethnicity and Race as COPY text, or None."""
     kind, age, gender, ethnicity, race = (value.strip() for value in values)
-    if (kind not in PERSON_TYPES or (age and not (_is_number(age) and len(age) <= 3))
+    if (kind not in PERSON_TYPES or (age and not (is_number(age) and len(age) <= 3))
             or gender not in GENDERS
             or ethnicity not in ETHNICITIES or race not in RACES):
         return None
@@ -102,7 +102,7 @@ def _person_value_problem(kind: str, age: str, gender: str, ethnicity: str, race
                           ) -> str | None:
     if kind not in PERSON_TYPES:
         return f"Type {kind!r} is not D (driver) or P (passenger)"
-    if age and not (_is_number(age) and len(age) <= 3):
+    if age and not (is_number(age) and len(age) <= 3):
         return f"Age {age!r} is not a number"
     if gender not in GENDERS:
         return f"Gender {gender!r} is not M or F"
@@ -113,7 +113,7 @@ def _person_value_problem(kind: str, age: str, gender: str, ethnicity: str, race
     return None
 
 
-def _is_real_day(day: str, cache: dict[str, bool]) -> bool:
+def is_real_day(day: str, cache: dict[str, bool]) -> bool:
     valid = cache.get(day)
     if valid is None:
         try:
@@ -170,7 +170,7 @@ class NcRows:
     def _ids(self, file_name, line_no, line, fields, names) -> list[int] | None:
         ids = []
         for value, name in zip(fields, names, strict=False):
-            if not _is_number(value) or int(value) > MAX_ID:
+            if not is_number(value) or int(value) > MAX_ID:
                 self._reject(file_name, line_no, line, f"{name} {value!r} is not an id number")
                 return None
             ids.append(int(value))
@@ -228,7 +228,7 @@ class NcRows:
                             self.dropped_stops.ensure(stop_id)
                         day = when[:10]
                         if (not (loaded_bits[index] & bit or dropped_bits[index] & bit)
-                                and (day[8:] < "29" or _is_real_day(day, days))
+                                and (day[8:] < "29" or is_real_day(day, days))
                                 and day >= NC_FIRST_DAY):
                             agency_id = agency_ids.get(parts[1])
                             if agency_id is None:
@@ -267,7 +267,7 @@ class NcRows:
             return None if line.strip() else False
         (stop_text, agency, when, purpose, action, *flags) = fields[:12]
         officer, county, city = fields[12:15]
-        if not _is_number(stop_text) or int(stop_text) > MAX_ID:
+        if not is_number(stop_text) or int(stop_text) > MAX_ID:
             self._reject(file_name, line_no, line, f"StopID {stop_text!r} is not an id number")
             return None
         stop_id = int(stop_text)
@@ -279,7 +279,7 @@ class NcRows:
             problem = f"StopID {stop_id} appears more than once"
         elif not agency:
             problem = "AgencyDescription is empty"
-        elif not DATE_TIME.match(when) or not _is_real_day(when[:10], self._days):
+        elif not DATE_TIME.match(when) or not is_real_day(when[:10], self._days):
             problem = f"StopDate {when!r} is not a date and time (YYYY-MM-DD HH:MM:SS)"
         elif purpose not in PURPOSE_CODES:
             problem = f"Purpose {purpose!r} is not a purpose code (1-10)"

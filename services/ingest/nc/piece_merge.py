@@ -45,7 +45,7 @@ from services.ingest.nc.piece_parse import (
 from services.ingest.parse_pool import ParsePool
 from services.ingest.rawfile import LineTooLong, piece_batches, reading_of
 
-FILES_IN_PIECES = (STOP_FILE, PERSON_FILE)
+FILES_IN_PIECES = tuple(FILLS)
 # A piece is this many of rawfile's blocks (4 MB): big enough that a piece's
 # fixed costs (fresh id sets, a result to send back) are noise, small enough
 # that the first rows reach COPY soon, the last pieces keep both workers busy

@@ -37,7 +37,7 @@ LOOKS_UP = {
     PERSON_FILE: ("persons",),
 }
 # What a piece of PERSON.txt needs of the whole of Stop.txt.
-STOP_SETS = ("stops", "dropped_stops", "rejected_stops")
+STOP_SETS = FILLS[STOP_FILE]
 
 
 @dataclass(frozen=True)
