@@ -52,15 +52,21 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
 from pymemcache.client.base import Client as MemcacheClient
 from sqlalchemy import text
 
-from bench.ingest import ROOT, release_folder, run_import, settle, timed_refresh
+from bench.ingest import (
+    REFRESH_TARGET,
+    ROOT,
+    release_folder,
+    run_import,
+    settle,
+    timed_refresh,
+)
+from bench.report import Figure, fixed, print_table
 from shared.config import Config
 from shared.db import make_engine, psycopg2_dsn
 
@@ -68,7 +74,6 @@ HOST = "127.0.0.1"
 STATE = "nc"
 TIME_ZONE = "America/New_York"
 
-REFRESH_TARGET = 5.0  # seconds, for the 1-million-stop release
 # The refresh target is judged only on a database of about 1 million stops.
 REFRESH_TARGET_STOPS = (900_000, 1_100_000)
 # Uncached requests are measured back to back (as a busy server gets them) and
@@ -415,58 +420,6 @@ def describe_load(report: dict) -> str:
 
 # --- the report -------------------------------------------------------------
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-@dataclass
-class Figure:
-    """One row of the table: a value per run, judged on their median (or,
-    with `judge_worst`, on the worst run) when there is a `check`."""
-
-    name: str
-    target: str
-    original: str
-    show: Callable[[float], str]
-    check: Callable[[float], bool] | None = None
-    higher_is_better: bool = False
-    judge_worst: bool = False
-    values: list[float] = field(default_factory=list)
-
-    def cells(self, runs: int) -> list[str]:
-        values = self.values + [math.nan] * (runs - len(self.values))
-        shown = [self.show(value) if not math.isnan(value) else "-" for value in values]
-        measured = [value for value in self.values if not math.isnan(value)]
-        if not measured:
-            return [self.name, self.target, self.original, *shown, "-", "-", "n/a"]
-        best = max(measured) if self.higher_is_better else min(measured)
-        worst = min(measured) if self.higher_is_better else max(measured)
-        median = statistics.median(measured)
-        if self.check is None:
-            judged = "n/a"
-        else:
-            judged = verdict(self.check(worst if self.judge_worst else median))
-        return [self.name, self.target, self.original, *shown,
-                ("max " if self.higher_is_better else "") + self.show(best),
-                self.show(median), judged]
-
-
-def print_table(header: list[str], rows: list[list[str]]) -> None:
-    """A Markdown table, numbers right-aligned."""
-    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
-    numeric = [column >= 3 for column in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.rjust(width) if right else cell.ljust(width)
-                                 for cell, width, right in zip(cells, widths, numeric,
-                                                               strict=True)) + " |"
-    print(line(header))
-    print("|" + "|".join(("-" * (width + 1) + ":") if right else ("-" * (width + 2))
-                         for width, right in zip(widths, numeric, strict=True)) + "|")
-    for row in rows:
-        print(line(row))
-
-
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.2f}"
 
@@ -661,11 +614,7 @@ def main(argv=None) -> int:
     def times(value: float) -> str:
         return f"{value:,.0f}x"
 
-    def rate(value: float) -> str:
-        return f"{value:,.0f}"
-
-    def count(value: float) -> str:
-        return f"{value:,.0f}"
+    count = fixed(0)
 
     figures = [
         Figure(f"stats refresh, {total_stops:,} stops (s)",
@@ -695,7 +644,7 @@ def main(argv=None) -> int:
         label = f"stops/ cached {kind}, wrk {args.load_connections} connections"
         figures += [
             Figure(f"{label}: requests/s", f">= {THROUGHPUT_TARGET:,.0f}",
-                   f"{1 / seed_best:,.1f} (1 / seed SQL)", rate,
+                   f"{1 / seed_best:,.1f} (1 / seed SQL)", count,
                    lambda value: value >= THROUGHPUT_TARGET, higher_is_better=True,
                    values=[load[kind]["rate"] for load in loads]),
             Figure(f"{label}: p99 (ms)", f"< {LOAD_P99_TARGET:.0f} ms", per_request, ms,
@@ -722,13 +671,9 @@ def main(argv=None) -> int:
     ]
     print(f"\nagency {agency_id} ({agency_stops:,} of {total_stops:,} stops), "
           f"{args.runs} runs, gunicorn {args.workers} {args.worker_class} workers:\n")
-    print_table(["figure", "target", "original's way", *(f"run {run}" for run in runs),
-                 "min", "median", "verdict"],
-                [figure.cells(args.runs) for figure in figures])
-    print("\nmin: the lowest of the runs, or the highest (\"max\") where higher is better; "
-          "verdict: the median against the target (errors: the worst run); n/a: no target"
-          + ("" if in_range else f", or the refresh's target (1M stops) with "
-             f"{total_stops:,} stops loaded"))
+    print_table(figures, args.runs)
+    if not in_range:
+        print(f"(the refresh's target is for 1M stops; {total_stops:,} stops loaded)")
     return 0
 
 

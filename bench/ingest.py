@@ -39,7 +39,6 @@ import argparse
 import csv
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -48,14 +47,15 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import date
 from pathlib import Path
 
 import psutil
 import psycopg2
 from sqlalchemy import text
 
-from services.ingest.nc.format import FILES
+from bench.report import Figure, fixed, print_table
+from services.ingest.nc.format import DATE_TIME, FILES, is_number, is_real_day
+from services.ingest.nc.release import NcRelease
 from services.ingest.nc.synthetic import generate_release
 from services.stats.refresh import refresh
 from shared.config import Config
@@ -274,23 +274,8 @@ ORIGINAL_KEYS = (
     *(f"ANALYZE {{schema}}.{table}" for table in _KEYS),
 )
 
-_TIMESTAMP = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01]) (?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-    r"(?:\.\d{1,6})?$")
-
-
 def _is_timestamp(value: str, days: dict[str, bool]) -> bool:
-    if not _TIMESTAMP.match(value):
-        return False
-    real = days.get(day := value[:10])
-    if real is None:
-        try:
-            date(int(day[:4]), int(day[5:7]), int(day[8:10]))
-            real = True
-        except ValueError:
-            real = False
-        days[day] = real
-    return real
+    return bool(DATE_TIME.match(value)) and is_real_day(value[:10], days)
 
 
 def _to_csv(raw: Path, out: Path, columns) -> tuple[int, int]:
@@ -313,7 +298,7 @@ def _to_csv(raw: Path, out: Path, columns) -> tuple[int, int]:
         for row in reader:
             values = [value.strip() for value in row[:count]]
             if (len(values) < count
-                    or not all(values[index].isdigit() for index in ids)
+                    or not all(is_number(values[index]) for index in ids)
                     or not all(_is_timestamp(values[index], days) for index in whens)):
                 skipped += any(values)
                 continue
@@ -380,40 +365,6 @@ RATIO_STOPS = 1_000_000
 LARGE_RELEASE = 20_000_000
 LARGE_TARGET = 240.0  # seconds, import plus the stats refresh, at 20 million stops
 REFRESH_TARGET = 5.0  # seconds, the stats refresh at RATIO_STOPS
-
-
-def verdict(met: bool | None) -> str:
-    return "n/a" if met is None else "PASS" if met else "MISS"
-
-
-def figure_row(figure: str, target: str, original: str, values: list[float],
-               digits: int = 1, judge=None, on: str = "median") -> list[str]:
-    """One row of the table: each run, min and median; `judge` (a test of one
-    number) gives the verdict on the median, or on the max with on="max"."""
-    low, middle, high = min(values), statistics.median(values), max(values)
-    if judge is None:
-        outcome = "n/a"
-    elif on == "max":
-        outcome = f"{verdict(judge(high))} (max {high:.{digits}f})"
-    else:
-        outcome = verdict(judge(middle))
-    return [figure, target, original, *(f"{value:.{digits}f}" for value in values),
-            f"{low:.{digits}f}", f"{middle:.{digits}f}", outcome]
-
-
-def print_table(rows: list[list[str]], runs: int) -> None:
-    header = ["figure", "target", "original's way", *(f"run {run}" for run in
-                                                      range(1, runs + 1)),
-              "min", "median", "verdict"]
-    width = len(header)
-    rows = [header, *([*row[:-3], *[""] * (width - len(row)), *row[-3:]] for row in rows)]
-    widths = [max(len(row[column]) for row in rows) for column in range(width)]
-    numeric = range(3, width - 1)
-    lines = [" | ".join(cell.rjust(widths[column]) if column in numeric and row is not rows[0]
-                        else cell.ljust(widths[column]) for column, cell in enumerate(row)
-                        ).rstrip() for row in rows]
-    lines.insert(1, "-+-".join("-" * size for size in widths))
-    print("\n" + "\n".join(lines), flush=True)
 
 
 def timed_refresh(engine, data_version: int, state: str = "nc") -> tuple[float, dict]:
@@ -504,37 +455,39 @@ def main(argv=None) -> int:
     large = args.stops >= LARGE_RELEASE
     at_target_size = args.stops == RATIO_STOPS
     together = [done + refreshed for done, refreshed in zip(ours, refreshes, strict=True)]
-    rows = [
-        figure_row("nc bare COPY, the floor (s)", "(floor = min)", "-", floors, 2),
-        figure_row("nc import, ours (s)", "none set", shown, ours, 2),
+    figures = [
+        Figure("nc bare COPY, the floor (s)", "(floor = min)", "-", fixed(2), values=floors),
+        Figure("nc import, ours (s)", "none set", shown, fixed(2), values=ours),
     ]
     if originals:
-        rows.append(figure_row("nc import, original's way (s)", "none set", "(this row)",
-                               originals, 2))
-    rows.append(figure_row(
+        figures.append(Figure("nc import, original's way (s)", "none set", "(this row)",
+                              fixed(2), values=originals))
+    figures.append(Figure(
         "nc import / floor (x)",
         f"<= {RATIO_TARGET:.1f}" + ("" if at_target_size else f" at {RATIO_STOPS:,} stops"),
-        f"{original / floor:.2f}" if original is not None else "not run",
-        [value / floor for value in ours], 2,
-        (lambda ratio: ratio <= RATIO_TARGET) if at_target_size else None))
+        f"{original / floor:.2f}" if original is not None else "not run", fixed(2),
+        (lambda ratio: ratio <= RATIO_TARGET) if at_target_size else None,
+        values=[value / floor for value in ours]))
     if originals:
-        rows.append(figure_row("nc speed-up, original's way / ours (x)", "none set", "1.00",
-                               [slow / fast for slow, fast in zip(originals, ours, strict=True)],
-                               2))
-    rows += [
-        figure_row("nc stats refresh after the import (s)",
-                   f"< {REFRESH_TARGET:.0f}" + ("" if at_target_size
-                                                else f" at {RATIO_STOPS:,} stops"),
-                   "none (per-request SQL)", refreshes, 2,
-                   (lambda seconds: seconds < REFRESH_TARGET) if at_target_size else None),
-        figure_row("nc import + stats refresh (s)",
-                   f"< {LARGE_TARGET:.0f}" + ("" if large else f" at {LARGE_RELEASE:,} stops"),
-                   "-", together, 1,
-                   (lambda seconds: seconds < LARGE_TARGET) if large else None),
-        figure_row("nc ingest peak memory, worker (MB)", f"< {MEMORY_TARGET_MB}", "-",
-                   peaks, 0, lambda mb: mb < MEMORY_TARGET_MB, on="max"),
-        figure_row("nc ingest peak memory, with parse workers (MB)", f"< {MEMORY_TARGET_MB}",
-                   "-", togethers, 0, lambda mb: mb < MEMORY_TARGET_MB, on="max"),
+        figures.append(Figure(
+            "nc speed-up, original's way / ours (x)", "none set", "1.00", fixed(2),
+            higher_is_better=True,
+            values=[slow / fast for slow, fast in zip(originals, ours, strict=True)]))
+    figures += [
+        Figure("nc stats refresh after the import (s)",
+               f"< {REFRESH_TARGET:.0f}" + ("" if at_target_size else f" at {RATIO_STOPS:,} stops"),
+               "none (per-request SQL)", fixed(2),
+               (lambda seconds: seconds < REFRESH_TARGET) if at_target_size else None,
+               values=refreshes),
+        Figure("nc import + stats refresh (s)",
+               f"< {LARGE_TARGET:.0f}" + ("" if large else f" at {LARGE_RELEASE:,} stops"),
+               "-", fixed(1), (lambda seconds: seconds < LARGE_TARGET) if large else None,
+               values=together),
+        Figure("nc ingest peak memory, worker (MB)", f"< {MEMORY_TARGET_MB}", "-", fixed(0),
+               lambda mb: mb < MEMORY_TARGET_MB, judge_worst=True, values=peaks),
+        Figure("nc ingest peak memory, with parse workers (MB)", f"< {MEMORY_TARGET_MB}", "-",
+               fixed(0), lambda mb: mb < MEMORY_TARGET_MB, judge_worst=True,
+               values=togethers),
     ]
     ours_median = statistics.median(ours)
     print(f"\nnc, {args.stops:,} stops: floor {floor:.2f}s (least of {args.runs}), ours "
@@ -543,14 +496,13 @@ def main(argv=None) -> int:
           f"stops: at most {RATIO_TARGET:.0f}x)" + (
               f"; original's way {original:.2f}s, ours {original / ours_median:.2f}x faster"
               if original is not None else "; the original's way not run (--original)"))
-    print_table(rows, args.runs)
+    print_table(figures, args.runs)
     return 0
 
 
 def _print_phases(phases: dict[str, list[float]], payload: dict, total: float) -> None:
-    rows_by_phase = {f"load {name}": payload["counts"][key] for name, key in
-                     zip(FILES, ("stops", "persons", "searches", "contraband", "search_bases"),
-                         strict=True)}
+    rows_by_phase = {f"load {name}": payload["counts"][NcRelease.count_names[name]]
+                     for name in FILES}
     print(f"{'phase':<24}{'seconds':>9}{'rows':>14}{'rows/s':>12}")
     for name, seconds in phase_seconds(phases).items():
         rows = rows_by_phase.get(name)

@@ -31,7 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench.ingest import ROOT, figure_row, phase_seconds, print_table, run_import
+from bench.ingest import ROOT, phase_seconds, run_import
+from bench.report import Figure, fixed, print_table
 from services.ingest.md.format import READER_VARIABLE, READERS
 from services.ingest.md.synthetic import XLSX_MAX_ROWS
 from shared.config import Config
@@ -47,7 +48,7 @@ MD_ROWS_PER_SHEET = 200_000
 ONE_SHEET = XLSX_MAX_ROWS - 1
 
 
-def md_release(rows: int, rows_per_sheet: int = MD_ROWS_PER_SHEET) -> Path:
+def md_release(rows: int, rows_per_sheet: int) -> Path:
     from services.ingest.md.synthetic import generate_rows, sheets_of, write_xlsx
 
     name = {MD_ROWS_PER_SHEET: f"md-{rows}", ONE_SHEET: f"md-{rows}-one-sheet"}.get(
@@ -102,7 +103,7 @@ def _children_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(config: Config, state: str, folder: Path, label: str | None = None) -> dict:
+def measure(config: Config, state: str, folder: Path, label: str) -> dict:
     """One import by the worker process: its seconds, its peak memory (bytes:
     the largest process, or the sampled sum with any children, whichever is
     more) and its processor time."""
@@ -113,7 +114,7 @@ def measure(config: Config, state: str, folder: Path, label: str | None = None) 
     processor = _children_seconds() - before
     peak = max(peak, memory["together"])
     stops = payload["counts"]["stops"]
-    print(f"\n{label or state}: {stops:,} stops loaded in {total:.1f}s "
+    print(f"\n{label}: {stops:,} stops loaded in {total:.1f}s "
           f"({stops / total:,.0f} rows/s), {payload['rejected_rows']:,} rejected, "
           f"dropped {payload['dropped']}")
     for name, seconds in phase_seconds(phases).items():
@@ -180,10 +181,10 @@ def main(argv=None) -> int:
     rows = []
     if args.il_rows:
         runs = results["il"]
-        rows.append(figure_row(f"il time, {args.il_rows:,} rows (s)", "none set", "-",
-                               [result["seconds"] for result in runs]))
-        rows.append(figure_row("il peak memory (MB)", "none set", "-",
-                               [result["peak"] / 2**20 for result in runs], 0))
+        rows.append(Figure(f"il time, {args.il_rows:,} rows (s)", "none set", "-", fixed(1),
+                           values=[result["seconds"] for result in runs]))
+        rows.append(Figure("il peak memory (MB)", "none set", "-", fixed(0),
+                           values=[result["peak"] / 2**20 for result in runs]))
     if args.md_rows:
         md_target, mb_target = TARGETS["md"], MEMORY_TARGET / 2**20
         for per_sheet in sheet_rows:
@@ -200,14 +201,15 @@ def main(argv=None) -> int:
             if args.md_reader != READERS[0]:
                 name += f", {args.md_reader} reader"
             judged = args.md_rows == MD_TARGET_ROWS
-            rows.append(figure_row(f"{name}: time (s)", f"<= {md_target:.0f}" + (
-                                       "" if judged else f" at {MD_TARGET_ROWS:,} rows"),
-                                   original_time, [result["seconds"] for result in runs],
-                                   judge=(lambda seconds: seconds <= md_target) if judged
-                                   else None))
-            rows.append(figure_row(f"{name}: peak memory (MB)", f"< {mb_target:.0f}",
-                                   original_memory, [result["peak"] / 2**20 for result in runs],
-                                   0, judge=lambda mb: mb < mb_target, on="max"))
+            rows.append(Figure(f"{name}: time (s)", f"<= {md_target:.0f}" + (
+                                   "" if judged else f" at {MD_TARGET_ROWS:,} rows"),
+                               original_time, fixed(1),
+                               (lambda seconds: seconds <= md_target) if judged else None,
+                               values=[result["seconds"] for result in runs]))
+            rows.append(Figure(f"{name}: peak memory (MB)", f"< {mb_target:.0f}",
+                               original_memory, fixed(0), lambda mb: mb < mb_target,
+                               judge_worst=True,
+                               values=[result["peak"] / 2**20 for result in runs]))
     if rows:
         print_table(rows, args.runs)
     return 0
